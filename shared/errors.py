@@ -1,0 +1,52 @@
+"""The service's exceptions. The API maps each to one HTTP status in ``api/problems.py``."""
+
+from dataclasses import dataclass
+
+
+class KerasJobsError(Exception):
+    """Base of every error the service raises on purpose."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One invalid field: its dotted path in the request, what is wrong, and a stable type."""
+
+    field: str
+    message: str
+    type: str = "value_error"
+
+
+class SpecInvalid(KerasJobsError):
+    """A request (a spec, a query) failed validation; ``errors`` names every bad field."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+class JobNotFound(KerasJobsError):
+    """No job has this id (or it has expired)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id!r}")
+        self.job_id = job_id
+
+
+class Conflict(KerasJobsError):
+    """The request does not fit the job's current state (a model not written yet, say)."""
+
+
+class InvalidTransition(Conflict):
+    """A status change that the job's current status does not allow."""
+
+
+class StaleAttempt(KerasJobsError):
+    """A write from an attempt that a newer attempt of the same job has replaced."""
+
+
+class StoreUnavailable(KerasJobsError):
+    """Redis cannot be reached or did not answer in time."""
+
+
+class TrainingError(KerasJobsError):
+    """Training cannot go on (data missing, loss not finite, ...); the message is for the user."""

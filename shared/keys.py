@@ -1,0 +1,42 @@
+"""The whole Redis key schema. Only ``shared.store`` and ``shared.registry`` use these names."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    """Key names under one prefix, so several deployments (or test runs) can share a Redis."""
+
+    prefix: str = "kj"
+
+    def job(self, job_id: str) -> str:
+        """Hash: the job's fields, each JSON-encoded."""
+        return f"{self.prefix}:job:{job_id}"
+
+    def transitions(self, job_id: str) -> str:
+        """List: the job's status changes, oldest first, as JSON."""
+        return f"{self.prefix}:job:{job_id}:transitions"
+
+    def epochs(self, job_id: str) -> str:
+        """List: epoch records as JSON; index i holds epoch i + 1."""
+        return f"{self.prefix}:job:{job_id}:epochs"
+
+    def jobs_index(self, tenant: str) -> str:
+        """Sorted set (all scores 0): a tenant's job ids, which sort by submission time."""
+        return f"{self.prefix}:tenant:{tenant}:jobs"
+
+    def status_index(self, tenant: str, status: str) -> str:
+        """Sorted set like ``jobs_index``, of the jobs now in ``status``."""
+        return f"{self.prefix}:tenant:{tenant}:status:{status}"
+
+    def tag_index(self, tenant: str, key: str, value: str) -> str:
+        """Sorted set like ``jobs_index``, of the jobs tagged ``key=value``."""
+        return f"{self.prefix}:tenant:{tenant}:tag:{key}={value}"
+
+    def workers(self) -> str:
+        """Sorted set: worker names scored by when their last heartbeat expires (epoch ms)."""
+        return f"{self.prefix}:workers"
+
+    def worker(self, name: str) -> str:
+        """String: a worker's latest heartbeat as JSON, expiring with it."""
+        return f"{self.prefix}:worker:{name}"

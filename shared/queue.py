@@ -1,0 +1,45 @@
+"""The Celery app factory, queue names and task names shared by the API and the workers.
+
+The API sends tasks by name through an app made here, so it never imports the worker's code
+(or TensorFlow); the worker registers its tasks on an app made by the same factory.
+"""
+
+from celery import Celery
+from kombu import Queue  # type: ignore[attr-defined]
+
+from shared.settings import QueueName, Settings
+
+TRAIN_TASK = "keras_jobs.train"
+QUEUES: tuple[QueueName, ...] = ("cpu", "gpu")
+
+
+def create_celery_app(settings: Settings) -> Celery:
+    """A Celery app on Redis, configured for long, GPU-bound jobs."""
+    app = Celery("keras_jobs", broker=settings.redis_url)
+    app.conf.update(
+        # JSON only: a message can never make a worker unpickle something.
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        # Job state lives in our own records, not in Celery results.
+        task_ignore_result=True,
+        # Acknowledge after the job ends, and requeue it if the worker process dies, so a lost
+        # worker never loses a job; one message at a time, so a busy worker hoards none.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # Redis redelivers unacknowledged messages after this; it must outlast the longest job.
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        task_queues=[Queue(name) for name in QUEUES],  # type: ignore[no-untyped-call]
+        task_default_queue=settings.default_queue,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+    )
+    return app
+
+
+def send_training(app: Celery, job_id: str, queue: QueueName) -> None:
+    """Enqueue the training of a stored job; the message carries only its id."""
+    app.send_task(TRAIN_TASK, args=[job_id], queue=queue)

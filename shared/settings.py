@@ -1,0 +1,54 @@
+"""Service settings, read from the environment by one pydantic-settings class."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+QueueName = Literal["cpu", "gpu"]
+
+
+class Settings(BaseSettings):
+    """Every tunable of the API and the workers; environment names are the field names."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis for jobs, records and the Celery broker."
+    )
+    redis_connect_timeout_seconds: float = Field(2.0, gt=0, description="Redis connect timeout.")
+    redis_socket_timeout_seconds: float = Field(5.0, gt=0, description="Redis command timeout.")
+    key_prefix: str = Field(
+        "kj", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Prefix of every Redis key we own."
+    )
+    datasets_dir: Path | None = Field(
+        None, description="Folder of MNIST-style IDX files; without it Keras downloads them."
+    )
+    artifacts_dir: Path = Field(
+        Path("artifacts"), description="Where workers write models; the API serves them from it."
+    )
+    default_queue: QueueName = Field("cpu", description="Queue of a spec that names none.")
+    max_model_parameters: int = Field(
+        20_000_000, gt=0, description="Largest model (trainable parameters) a spec may ask for."
+    )
+    max_runtime_seconds_limit: int = Field(
+        86_400, gt=0, description="Largest resources.max_runtime_seconds a spec may ask for."
+    )
+    cancel_check_seconds: float = Field(
+        0.5, gt=0, description="How often a training job looks for a cancel request."
+    )
+    worker_heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker reports itself alive.")
+    metrics_page_limit: int = Field(1000, gt=0, description="Most epoch records one metrics request returns.")
+
+    @property
+    def broker_visibility_timeout(self) -> int:
+        """Seconds before Redis redelivers an unacknowledged task: above the longest run."""
+        return self.max_runtime_seconds_limit + 3600
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once; tests call ``get_settings.cache_clear()``."""
+    return Settings()

@@ -1,0 +1,193 @@
+"""The job spec: one Pydantic model, used by the API to validate and by workers to re-validate."""
+
+import itertools
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from shared.settings import QueueName
+
+DatasetName = Literal["mnist", "fashion_mnist"]
+Activation = Literal["relu", "elu", "gelu", "selu", "swish", "tanh", "sigmoid", "leaky_relu"]
+Optimizer = Literal["adam", "sgd", "rmsprop", "adamw"]
+LoggedMetric = Literal["loss", "accuracy", "val_loss", "val_accuracy"]
+PresetName = Literal["baseline", "l2", "l1", "dropout", "augmentation", "early_stopping"]
+
+Penalty = Annotated[float, Field(ge=0.0, le=1.0)]
+DropoutRate = Annotated[float, Field(ge=0.0, le=0.95)]
+Units = Annotated[int, Field(ge=1, le=8192)]
+TagKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+TagValue = Annotated[str, Field(max_length=128)]
+
+IMAGE_SHAPE = (28, 28)
+INPUT_UNITS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+NUM_CLASSES = 10
+
+
+def cross_field_error(field: str, message: str) -> PydanticCustomError:
+    """A validation error about several fields, naming the one to change in its context."""
+    return PydanticCustomError("cross_field", message, {"field": field})
+
+
+class SpecModel(BaseModel):
+    """Base of every spec part: unknown fields are errors, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetSpec(SpecModel):
+    name: DatasetName = Field("mnist", description="Built-in dataset: `mnist` or `fashion_mnist`.")
+    validation_split: float = Field(
+        0.3,
+        ge=0.0,
+        le=0.9,
+        description="Fraction of the training samples held out for validation (0.3 is 70:30; "
+        "0 means no validation). The official test set is used only for the final evaluation.",
+    )
+    train_limit: int | None = Field(
+        None,
+        ge=20,
+        le=10_000_000,
+        description="Use only the first N training samples (before the split), for quick runs.",
+    )
+
+
+class LayerSpec(SpecModel):
+    units: Units = Field(description="Units of this Dense layer.")
+    l1: Penalty | None = Field(None, description="L1 on this layer's kernel; default: global l1.")
+    l2: Penalty | None = Field(None, description="L2 on this layer's kernel; default: global l2.")
+    dropout: DropoutRate | None = Field(
+        None, description="Dropout after this layer; default: global dropout."
+    )
+
+
+class ModelSpec(SpecModel):
+    hidden_layers: list[Units | LayerSpec] = Field(
+        default_factory=lambda: list[Units | LayerSpec]([500] * 5),
+        min_length=1,
+        max_length=32,
+        description="Hidden Dense layers, input to output: a unit count, or an object that "
+        "overrides the global regularization for that layer.",
+    )
+    activation: Activation = Field("relu", description="Activation of every hidden layer.")
+
+    def layer_units(self) -> list[int]:
+        """The unit count of each hidden layer."""
+        return [layer if isinstance(layer, int) else layer.units for layer in self.hidden_layers]
+
+    def parameter_count(self) -> int:
+        """Trainable parameters of the network: Dense kernels and biases, softmax output included."""
+        sizes = [INPUT_UNITS, *self.layer_units(), NUM_CLASSES]
+        return sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(sizes))
+
+
+class AugmentationSpec(SpecModel):
+    rotation: float = Field(
+        0.0, ge=0.0, le=0.5, description="Random rotation, as a fraction of a full turn (0.1 = 36°)."
+    )
+    translation: float = Field(
+        0.0, ge=0.0, le=0.5, description="Random shift, as a fraction of the image's height and width."
+    )
+    zoom: float = Field(0.0, ge=0.0, le=0.9, description="Random zoom in or out by up to this fraction.")
+    horizontal_flip: bool = Field(False, description="Randomly mirror images left to right.")
+    zca_whitening: bool = Field(
+        False,
+        description="Whiten inputs with ZCA fitted on the training split; the fitted transform is "
+        "a fixed layer inside the saved model.",
+    )
+    zca_epsilon: float = Field(1e-6, gt=0.0, le=1.0, description="Added to eigenvalues before whitening.")
+
+    def is_random(self) -> bool:
+        """Whether any random (training-only) transform is on."""
+        return self.rotation > 0 or self.translation > 0 or self.zoom > 0 or self.horizontal_flip
+
+
+class EarlyStoppingSpec(SpecModel):
+    monitor: LoggedMetric = Field("val_accuracy", description="The logged metric to watch.")
+    mode: Literal["auto", "min", "max"] = Field(
+        "auto", description="Whether the metric should fall or rise; auto infers it from the name."
+    )
+    patience: int = Field(2, ge=0, le=1000, description="Epochs without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0.0, le=1.0, description="Smallest change that counts as better.")
+    restore_best_weights: bool = Field(
+        True, description="End with the weights of the best epoch rather than the last."
+    )
+    start_from_epoch: int = Field(
+        0, ge=0, le=1000, description="Epochs to train before improvement is judged."
+    )
+
+    def resolved_mode(self) -> Literal["min", "max"]:
+        """``min`` for losses, ``max`` for accuracies, unless the spec says otherwise."""
+        if self.mode != "auto":
+            return self.mode
+        return "max" if self.monitor.endswith("accuracy") else "min"
+
+
+class RegularizationSpec(SpecModel):
+    l1: Penalty = Field(0.0, description="L1 penalty on every hidden kernel.")
+    l2: Penalty = Field(0.0, description="L2 penalty on every hidden kernel (with l1: L1L2).")
+    dropout: DropoutRate = Field(0.0, description="Dropout rate after every hidden layer.")
+    input_dropout: DropoutRate = Field(0.0, description="Dropout rate on the input.")
+    augmentation: AugmentationSpec = Field(default_factory=AugmentationSpec)
+    early_stopping: EarlyStoppingSpec | None = Field(
+        None, description="Stop when the monitored metric stops improving; null for none."
+    )
+
+
+class TrainingSpec(SpecModel):
+    epochs: int = Field(10, ge=1, le=1000, description="Epochs to train (early stopping may end sooner).")
+    batch_size: int = Field(128, ge=1, le=65536, description="Samples per gradient step.")
+    optimizer: Optimizer = Field("adam", description="`adam`, `sgd`, `rmsprop` or `adamw`.")
+    learning_rate: float = Field(0.001, gt=0.0, le=10.0, description="The optimizer's learning rate.")
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="Momentum; only for `sgd`.")
+    seed: int = Field(128, ge=0, le=2**31 - 1, description="Seed of weights, split and shuffling.")
+
+
+class ResourcesSpec(SpecModel):
+    queue: QueueName | None = Field(
+        None, description="`gpu` or `cpu` workers; the service's default queue when absent."
+    )
+    max_runtime_seconds: int = Field(
+        3600, ge=1, description="Training stops at the next batch after this many seconds."
+    )
+
+
+class JobSpec(SpecModel):
+    """A training job: data, network, regularization, training loop and resources."""
+
+    name: str | None = Field(
+        None, min_length=1, max_length=100, description="A label for people; need not be unique."
+    )
+    tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict, max_length=16, description="Labels to filter the job list by."
+    )
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    regularization: RegularizationSpec = Field(default_factory=RegularizationSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+
+    @model_validator(mode="after")
+    def _check_consistent(self) -> Self:
+        stopping = self.regularization.early_stopping
+        if stopping and stopping.monitor.startswith("val_") and self.dataset.validation_split == 0:
+            raise cross_field_error(
+                "regularization.early_stopping.monitor",
+                f"monitor {stopping.monitor!r} needs a validation split: set "
+                "dataset.validation_split above 0 or monitor a training metric",
+            )
+        if self.training.momentum > 0 and self.training.optimizer != "sgd":
+            raise cross_field_error(
+                "training.momentum",
+                f"momentum applies only to the sgd optimizer, not {self.training.optimizer!r}",
+            )
+        return self
+
+
+class JobSubmission(JobSpec):
+    """What `POST /v1/jobs` takes: a spec, or a preset name with overrides in the spec's shape."""
+
+    preset: PresetName | None = Field(
+        None, description="Start from this preset (see `GET /v1/presets`); other fields override it."
+    )

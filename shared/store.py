@@ -1,0 +1,275 @@
+"""JobStore: the only code that reads or writes job keys in Redis."""
+
+import json
+import secrets
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
+
+from redis import Redis
+from redis.client import Pipeline
+from redis.exceptions import WatchError
+
+from shared.errors import InvalidTransition, JobNotFound, KerasJobsError, StaleAttempt
+from shared.jobs import (
+    NEXT_STATUSES,
+    BestEpoch,
+    EpochRecord,
+    JobRecord,
+    JobStatus,
+    Progress,
+    Transition,
+    utc_now,
+)
+from shared.keys import RedisKeys
+from shared.settings import Settings
+
+_NOT_IN_HASH = frozenset({"transitions"})
+_LIST_SCAN_FACTOR = 20  # ids read per requested item before a filtered page returns short
+
+
+def new_job_id() -> str:
+    """A 24-hex-digit id whose first 12 digits are the submission time in ms, so ids sort by age."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(6)}"
+
+
+def connect(settings: Settings) -> Redis:
+    """A Redis client with the service's timeouts, so a dead Redis fails fast instead of hanging."""
+    return Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=settings.redis_connect_timeout_seconds,
+        socket_timeout=settings.redis_socket_timeout_seconds,
+        health_check_interval=30,
+    )
+
+
+def _encode(fields: Mapping[str, Any]) -> dict[str, str]:
+    return {name: json.dumps(value) for name, value in fields.items()}
+
+
+def _hset(pipe: Pipeline, key: str, fields: Mapping[str, Any]) -> None:
+    # redis-py's stubs want a Mapping keyed by a union that no plain dict[str, str] matches.
+    pipe.hset(key, mapping=cast(Any, _encode(fields)))
+
+
+def _strings(values: Any) -> list[str]:
+    """A reply of a client made with ``decode_responses=True``: str items, typed as such."""
+    return [str(value) for value in values]
+
+
+def _decode(raw: Mapping[str, str]) -> dict[str, Any]:
+    return {name: json.loads(value) for name, value in raw.items()}
+
+
+class JobStore:
+    """Jobs, their transitions and epoch records, and the indexes the job list reads."""
+
+    def __init__(self, redis: Redis, keys: RedisKeys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "JobStore":
+        """A store on the Redis and key prefix the settings name."""
+        return cls(connect(settings), RedisKeys(settings.key_prefix))
+
+    def ping(self) -> bool:
+        """Whether Redis answers."""
+        return bool(self.redis.ping())
+
+    def create(self, record: JobRecord) -> None:
+        """Store a new job with its first transition and add it to the list indexes."""
+        fields = record.model_dump(mode="json", exclude=set(_NOT_IN_HASH))
+        pipe = self.redis.pipeline(transaction=True)
+        _hset(pipe, self.keys.job(record.id), fields)
+        for transition in record.transitions:
+            pipe.rpush(self.keys.transitions(record.id), transition.model_dump_json())
+        for index in self._indexes(record):
+            pipe.zadd(index, {record.id: 0})
+        pipe.execute()
+
+    def get(self, job_id: str) -> JobRecord:
+        """The job with its transitions; ``JobNotFound`` when there is none."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.job(job_id))
+        pipe.lrange(self.keys.transitions(job_id), 0, -1)
+        raw, transitions = pipe.execute()
+        if not raw:
+            raise JobNotFound(job_id)
+        return JobRecord.model_validate({**_decode(raw), "transitions": [json.loads(t) for t in transitions]})
+
+    def status(self, job_id: str) -> JobStatus:
+        """Just the job's status: one small read, cheap enough to ask during training."""
+        raw = self.redis.hget(self.keys.job(job_id), "status")
+        if raw is None:
+            raise JobNotFound(job_id)
+        return JobStatus(json.loads(raw))
+
+    def change_status(
+        self,
+        job_id: str,
+        to: JobStatus,
+        *,
+        reason: str | None = None,
+        attempt: int | None = None,
+        new_attempt: bool = False,
+        fields: Mapping[str, Any] | None = None,
+    ) -> JobRecord:
+        """Move the job to ``to`` atomically, with a transition, and set ``fields`` (JSON-ready).
+
+        ``attempt`` fences the write: it is refused with ``StaleAttempt`` unless that attempt is
+        still the job's current one. ``new_attempt`` starts the next attempt. A change the current
+        status does not allow raises ``InvalidTransition``.
+        """
+        key = self.keys.job(job_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    current = self._read_fields(pipe, job_id, "status", "attempt", "tenant")
+                    self._check_fence(job_id, current, attempt)
+                    status = JobStatus(current["status"])
+                    if to not in NEXT_STATUSES[status]:
+                        raise InvalidTransition(f"job {job_id} is {status.value}, not {to.value}-able")
+                    number = current["attempt"] + (1 if new_attempt else 0)
+                    self._write_transition(
+                        pipe, job_id, current["tenant"], status, to, number, reason, fields
+                    )
+                    return self.get(job_id)
+                except WatchError:
+                    continue
+
+    def append_epoch(self, job_id: str, record: EpochRecord, best: BestEpoch | None) -> bool:
+        """Add the record of epoch ``record.epoch``, fenced by its attempt.
+
+        Returns False when that epoch is already recorded (a retried write), so every epoch is
+        stored exactly once; an epoch past the next one is an error.
+        """
+        key, epochs = self.keys.job(job_id), self.keys.epochs(job_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key, epochs)  # type: ignore[no-untyped-call]
+                    current = self._read_fields(pipe, job_id, "attempt", "progress")
+                    self._check_fence(job_id, current, record.attempt)
+                    recorded = int(pipe.llen(epochs))
+                    if recorded >= record.epoch:
+                        return False
+                    if recorded != record.epoch - 1:
+                        raise KerasJobsError(f"job {job_id}: epoch {record.epoch} after {recorded}")
+                    progress = Progress(epoch=record.epoch, epochs=current["progress"]["epochs"])
+                    updates = {"progress": progress.model_dump(), "updated_at": utc_now().isoformat()}
+                    if best is not None:
+                        updates["best"] = best.model_dump()
+                    pipe.multi()
+                    pipe.rpush(epochs, record.model_dump_json())
+                    _hset(pipe, key, updates)
+                    pipe.execute()
+                    return True
+                except WatchError:
+                    continue
+
+    def epoch_records_json(self, job_id: str, after_epoch: int, limit: int) -> list[str]:
+        """The stored JSON of epochs ``after_epoch + 1`` onwards, at most ``limit`` of them."""
+        return _strings(self.redis.lrange(self.keys.epochs(job_id), after_epoch, after_epoch + limit - 1))
+
+    def epoch_records(self, job_id: str, after_epoch: int = 0, limit: int = 100_000) -> list[EpochRecord]:
+        """Parsed epoch records after ``after_epoch``."""
+        raw = self.epoch_records_json(job_id, after_epoch, limit)
+        return [EpochRecord.model_validate_json(item) for item in raw]
+
+    def list_jobs(
+        self,
+        tenant: str,
+        *,
+        statuses: Sequence[JobStatus] = (),
+        tags: Mapping[str, str] | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> tuple[list[JobRecord], str | None]:
+        """A page of the tenant's jobs, newest first, and the cursor of the next page (or None).
+
+        Reads one index (a tag's, a status's, or all jobs') from the cursor on and filters the
+        rest in memory; a page may come back short after a bounded scan, with a cursor to go on.
+        """
+        tags = dict(tags or {})
+        index = self._list_index(tenant, statuses, tags)
+        wanted, found, scanned = set(statuses), list[JobRecord](), 0
+        upper = f"({cursor}" if cursor else "+"
+        while len(found) < limit and scanned < limit * _LIST_SCAN_FACTOR:
+            ids = _strings(self.redis.zrevrangebylex(index, upper, "-", start=0, num=limit))
+            if not ids:
+                return found, None
+            scanned += len(ids)
+            for job_id, record in zip(ids, self._get_many(ids), strict=True):
+                upper = f"({job_id}"
+                if (
+                    record
+                    and (not wanted or record.status in wanted)
+                    and tags.items() <= record.spec.tags.items()
+                ):
+                    found.append(record)
+                    if len(found) == limit:
+                        break
+        return found, upper[1:]
+
+    def _list_index(self, tenant: str, statuses: Sequence[JobStatus], tags: Mapping[str, str]) -> str:
+        if tags:
+            key, value = next(iter(tags.items()))
+            return self.keys.tag_index(tenant, key, value)
+        if len(statuses) == 1:
+            return self.keys.status_index(tenant, statuses[0].value)
+        return self.keys.jobs_index(tenant)
+
+    def _get_many(self, job_ids: Iterable[str]) -> list[JobRecord | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(self.keys.job(job_id))
+        return [JobRecord.model_validate(_decode(raw)) if raw else None for raw in pipe.execute()]
+
+    def _indexes(self, record: JobRecord) -> list[str]:
+        tenant = record.tenant
+        tag_indexes = [self.keys.tag_index(tenant, k, v) for k, v in record.spec.tags.items()]
+        return [
+            self.keys.jobs_index(tenant),
+            self.keys.status_index(tenant, record.status.value),
+            *tag_indexes,
+        ]
+
+    def _read_fields(self, pipe: Pipeline, job_id: str, *names: str) -> dict[str, Any]:
+        values = pipe.hmget(self.keys.job(job_id), list(names))
+        if values[0] is None:
+            raise JobNotFound(job_id)
+        return {name: json.loads(str(value)) for name, value in zip(names, values, strict=True)}
+
+    @staticmethod
+    def _check_fence(job_id: str, current: Mapping[str, Any], attempt: int | None) -> None:
+        if attempt is not None and current["attempt"] != attempt:
+            raise StaleAttempt(f"job {job_id}: attempt {attempt} replaced by {current['attempt']}")
+
+    def _write_transition(
+        self,
+        pipe: Pipeline,
+        job_id: str,
+        tenant: str,
+        before: JobStatus,
+        to: JobStatus,
+        attempt: int,
+        reason: str | None,
+        fields: Mapping[str, Any] | None,
+    ) -> None:
+        now = utc_now()
+        updates: dict[str, Any] = {"status": to.value, "attempt": attempt, "updated_at": now.isoformat()}
+        if to is JobStatus.RUNNING:
+            updates["started_at"] = now.isoformat()
+        if to.is_terminal():
+            updates["finished_at"] = now.isoformat()
+        updates.update(fields or {})
+        transition = Transition(status=to, at=now, attempt=attempt, reason=reason)
+        pipe.multi()
+        _hset(pipe, self.keys.job(job_id), updates)
+        pipe.rpush(self.keys.transitions(job_id), transition.model_dump_json())
+        pipe.zrem(self.keys.status_index(tenant, before.value), job_id)
+        pipe.zadd(self.keys.status_index(tenant, to.value), {job_id: 0})
+        pipe.execute()
