@@ -9,11 +9,12 @@ class KerasJobsError(Exception):
 
 @dataclass(frozen=True)
 class FieldError:
-    """One invalid field: its dotted path in the request, what is wrong, and a stable type."""
+    """One invalid field: its dotted path, what is wrong, a stable type, and where it was sent."""
 
     field: str
     message: str
     type: str = "value_error"
+    location: str = "body"
 
 
 class SpecInvalid(KerasJobsError):

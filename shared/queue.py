@@ -31,6 +31,14 @@ def create_celery_app(settings: Settings) -> Celery:
         # Redis redelivers unacknowledged messages after this; it must outlast the longest job.
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
         broker_connection_retry_on_startup=True,
+        # A submit must answer quickly even when the broker is away.
+        broker_connection_timeout=settings.redis_connect_timeout_seconds,
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        },
         task_queues=[Queue(name) for name in QUEUES],  # type: ignore[no-untyped-call]
         task_default_queue=settings.default_queue,
         worker_hijack_root_logger=False,

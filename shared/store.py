@@ -174,6 +174,23 @@ class JobStore:
         """The stored JSON of epochs ``after_epoch + 1`` onwards, at most ``limit`` of them."""
         return _strings(self.redis.lrange(self.keys.epochs(job_id), after_epoch, after_epoch + limit - 1))
 
+    def metrics_page(
+        self, job_id: str, after_epoch: int, limit: int
+    ) -> tuple[str, JobStatus, list[str], int]:
+        """In one round trip: the job's tenant and status, its stored JSON records after
+        ``after_epoch`` (at most ``limit``), and how many epochs are recorded in all.
+
+        Parses nothing but two short fields, so a poll that finds nothing new stays cheap.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(self.keys.job(job_id), ["tenant", "status"])
+        pipe.lrange(self.keys.epochs(job_id), after_epoch, after_epoch + limit - 1)
+        pipe.llen(self.keys.epochs(job_id))
+        (tenant, status), records, total = pipe.execute()
+        if tenant is None:
+            raise JobNotFound(job_id)
+        return json.loads(tenant), JobStatus(json.loads(status)), _strings(records), int(total)
+
     def epoch_records(self, job_id: str, after_epoch: int = 0, limit: int = 100_000) -> list[EpochRecord]:
         """Parsed epoch records after ``after_epoch``."""
         raw = self.epoch_records_json(job_id, after_epoch, limit)

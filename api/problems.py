@@ -1,0 +1,124 @@
+"""Errors as RFC 9457 problem documents: the one place that maps exceptions to HTTP."""
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.errors import Conflict, FieldError, JobNotFound, SpecInvalid, StoreUnavailable
+from shared.submission import field_error
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="Dotted path of the field (`regularization.dropout`).")
+    location: str = Field(description="Where the field was: `body`, `query`, `path` or `header`.")
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[FieldProblem] | None = None
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": text}
+    for code, text in {404: "No such job", 422: "Invalid request", 503: "Redis unavailable"}.items()
+}
+
+
+def problem(request: Request, status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    """A problem+json response."""
+    body = Problem(
+        type=f"urn:keras-jobs:problem:{code}",
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        **extra,
+    )
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON)
+
+
+def _field_problems(errors: Sequence[FieldError]) -> list[FieldProblem]:
+    return [FieldProblem(field=e.field, location=e.location, message=e.message, type=e.type) for e in errors]
+
+
+def _invalid(request: Request, problems: list[FieldProblem]) -> JSONResponse:
+    detail = "; ".join(f"{p.field}: {p.message}" for p in problems)
+    return problem(request, 422, "validation-error", "Invalid request", detail, errors=problems)
+
+
+async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for detail in exc.errors():
+        loc = tuple(detail["loc"])
+        location = str(loc[0]) if loc and loc[0] in _LOCATIONS else "body"
+        error = field_error(detail, loc_prefix_len=1 if loc and loc[0] in _LOCATIONS else 0)
+        field = location if error.field == "body" else error.field
+        problems.append(FieldProblem(field=field, location=location, message=error.message, type=error.type))
+    return _invalid(request, problems)
+
+
+async def _spec_invalid(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SpecInvalid)
+    return _invalid(request, _field_problems(exc.errors))
+
+
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
+    return problem(request, 404, "not-found", "Not found", str(exc))
+
+
+async def _conflict(request: Request, exc: Exception) -> JSONResponse:
+    return problem(request, 409, "conflict", "Conflict", str(exc))
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("Redis unavailable on %s: %s", request.url.path, exc)
+    response = problem(request, 503, "unavailable", "Service unavailable", "the job store cannot be reached")
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Request refused")
+    response = problem(request, exc.status_code, "http-error", title, str(exc.detail))
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(request, 500, "internal-error", "Internal error", "the server failed; the error is logged")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error, expected or not, with a problem document and no traceback."""
+    app.add_exception_handler(RequestValidationError, _request_invalid)
+    app.add_exception_handler(SpecInvalid, _spec_invalid)
+    app.add_exception_handler(JobNotFound, _not_found)
+    app.add_exception_handler(Conflict, _conflict)
+    for unavailable in (StoreUnavailable, RedisConnectionError, RedisTimeoutError):
+        app.add_exception_handler(unavailable, _unavailable)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

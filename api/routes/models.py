@@ -1,0 +1,31 @@
+"""The trained model of a job, as a `.keras` file."""
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from api.dependencies import JobDep, SettingsDep
+from api.problems import PROBLEM_RESPONSES, Problem
+from shared.artifacts import model_path
+from shared.errors import Conflict
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
+
+
+@router.get(
+    "/{job_id}/model",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"application/octet-stream": {}},
+            "description": "The model, for keras.models.load_model",
+        },
+        409: {"model": Problem, "description": "The job has no model yet"},
+    },
+    summary="Download the trained model",
+)
+def download_model(job: JobDep, settings: SettingsDep) -> FileResponse:
+    """The saved model (the best epoch's weights when early stopping restored them)."""
+    path = model_path(settings.artifacts_dir, job.id)
+    if not job.has_model or not path.is_file():
+        raise Conflict(f"job {job.id} has no model yet (it is {job.status.value})")
+    return FileResponse(path, media_type="application/octet-stream", filename=f"{job.id}.keras")

@@ -1,0 +1,14 @@
+"""The article's variants, ready to submit by name."""
+
+from fastapi import APIRouter
+
+from api.schemas import PresetView
+from shared.presets import PRESETS
+
+router = APIRouter(prefix="/v1/presets", tags=["presets"])
+
+
+@router.get("", response_model=list[PresetView], summary="List presets")
+def list_presets() -> list[PresetView]:
+    """Each preset with its full spec; submit one as `{"preset": NAME, ...overrides}`."""
+    return [PresetView(name=p.name, description=p.description, spec=p.spec()) for p in PRESETS.values()]

@@ -1,0 +1,105 @@
+"""Response models of the REST API (the request model is the spec in ``shared.spec``)."""
+
+from datetime import datetime
+from typing import Literal, Self
+
+from pydantic import BaseModel, Field
+
+from shared.jobs import (
+    BestEpoch,
+    EpochRecord,
+    JobErrorInfo,
+    JobRecord,
+    JobResult,
+    JobStatus,
+    Progress,
+    StopReason,
+    Transition,
+)
+from shared.spec import JobSpec
+
+
+class JobLinks(BaseModel):
+    self: str
+    metrics: str
+    model: str
+
+
+class JobSummary(BaseModel):
+    """A job as the list shows it."""
+
+    id: str
+    name: str | None
+    tags: dict[str, str]
+    preset: str | None
+    status: JobStatus
+    stop_reason: StopReason | None
+    attempt: int = Field(description="Attempts started so far (0 while queued).")
+    queue: str | None
+    progress: Progress
+    best: BestEpoch | None = Field(description="The best epoch so far by the monitored metric.")
+    result: JobResult | None
+    error: JobErrorInfo | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    links: JobLinks
+
+    @classmethod
+    def of(cls, record: JobRecord, **extra: object) -> Self:
+        """The view of a stored job."""
+        base = f"/v1/jobs/{record.id}"
+        return cls.model_validate(
+            {
+                **record.model_dump(exclude={"spec", "transitions", "tenant", "has_model"}),
+                "name": record.spec.name,
+                "tags": record.spec.tags,
+                "queue": record.spec.resources.queue,
+                "links": JobLinks(self=base, metrics=f"{base}/metrics", model=f"{base}/model"),
+                **extra,
+            }
+        )
+
+
+class JobView(JobSummary):
+    """A job in full: its spec, its transitions and whether its model can be downloaded."""
+
+    spec: JobSpec
+    transitions: list[Transition]
+    has_model: bool
+
+    @classmethod
+    def of(cls, record: JobRecord, **extra: object) -> Self:
+        """The full view of a stored job."""
+        full = {"spec": record.spec, "transitions": record.transitions, "has_model": record.has_model}
+        return super().of(record, **full, **extra)
+
+
+class JobPage(BaseModel):
+    items: list[JobSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+
+
+class MetricsPage(BaseModel):
+    job_id: str
+    status: JobStatus
+    records: list[EpochRecord]
+    last_epoch: int = Field(description="The last epoch in `records`, or `after_epoch` when none is new.")
+    has_more: bool = Field(description="Whether more records are stored than this page holds.")
+
+
+class PresetView(BaseModel):
+    name: str
+    description: str
+    spec: JobSpec
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    redis: Literal["ok", "unreachable"]
+    workers: dict[str, int] = Field(description="Live workers per queue.")

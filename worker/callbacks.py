@@ -1,0 +1,133 @@
+"""Keras callbacks of a training job, one concern each: stopping on request, recording epochs."""
+
+import logging
+import math
+import time
+from typing import Any
+
+import keras
+
+from shared.errors import TrainingError
+from shared.jobs import BestEpoch, EpochRecord, JobStatus, StopReason, utc_now
+from shared.store import JobStore
+
+log = logging.getLogger(__name__)
+
+_STOP_STATUSES = frozenset({JobStatus.CANCELLING, JobStatus.CANCELLED})
+
+
+class StopController(keras.callbacks.Callback):  # type: ignore[misc]
+    """Stops training at a batch end on a cancel request or when the runtime limit passes.
+
+    The cancel request is read from Redis at most every ``check_seconds``, not on every batch;
+    the deadline costs only a clock read.
+    """
+
+    def __init__(
+        self, store: JobStore, job_id: str, max_runtime_seconds: float, check_seconds: float
+    ) -> None:
+        super().__init__()
+        self.store, self.job_id = store, job_id
+        self.max_runtime_seconds, self.check_seconds = max_runtime_seconds, check_seconds
+        self.reason: StopReason | None = None
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        now = time.monotonic()
+        self.reason = None
+        self._deadline = now + self.max_runtime_seconds
+        self._next_check = now + self.check_seconds
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        now = time.monotonic()
+        if now >= self._deadline:
+            self._stop(StopReason.MAX_RUNTIME)
+        elif now >= self._next_check:
+            self._next_check = now + self.check_seconds
+            if self._cancel_requested():
+                self._stop(StopReason.CANCELLED)
+
+    def _cancel_requested(self) -> bool:
+        try:
+            return self.store.status(self.job_id) in _STOP_STATUSES
+        except Exception as exc:  # a lost read must not end training; the next check retries
+            log.warning("job %s: cannot read a cancel request: %s", self.job_id, exc)
+            return False
+
+    def _stop(self, reason: StopReason) -> None:
+        if self.reason is None:
+            log.info("job %s: stopping at the next batch end (%s)", self.job_id, reason.value)
+        self.reason = reason
+        self.model.stop_training = True
+
+
+class EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]
+    """Appends one record per finished epoch to the job, and tracks the best monitored value.
+
+    An epoch cut short by the stop controller is not recorded: its numbers would mislead.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        job_id: str,
+        attempt: int,
+        controller: StopController,
+        train_samples: int,
+        monitor: str,
+        mode: str,
+    ) -> None:
+        super().__init__()
+        self.store, self.job_id, self.attempt = store, job_id, attempt
+        self.controller, self.train_samples = controller, train_samples
+        self.monitor, self.mode = monitor, mode
+        self.best: BestEpoch | None = None
+        self.last_epoch = 0
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.best, self.last_epoch = None, 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.controller.reason is not None:
+            return
+        record = self._record(epoch + 1, logs or {}, time.perf_counter() - self._started)
+        self._track_best(record)
+        # A StaleAttempt from here ends this attempt's training: a newer attempt owns the job.
+        self.store.append_epoch(self.job_id, record, self.best)
+        self.last_epoch = record.epoch
+
+    def _record(self, epoch: int, logs: dict[str, Any], seconds: float) -> EpochRecord:
+        values = {name: float(value) for name, value in logs.items()}
+        for name, value in values.items():
+            if not math.isfinite(value):
+                raise TrainingError(f"{name} became {value} in epoch {epoch}; try a lower learning rate")
+        accuracy, val_accuracy = values["accuracy"], values.get("val_accuracy")
+        return EpochRecord(
+            epoch=epoch,
+            loss=values["loss"],
+            accuracy=accuracy,
+            val_loss=values.get("val_loss"),
+            val_accuracy=val_accuracy,
+            regularization_penalty=self._penalty(),
+            generalization_gap=None if val_accuracy is None else accuracy - val_accuracy,
+            learning_rate=float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+            epoch_seconds=seconds,
+            samples_per_second=self.train_samples / seconds if seconds > 0 else 0.0,
+            attempt=self.attempt,
+            at=utc_now(),
+        )
+
+    def _penalty(self) -> float:
+        return float(sum(float(keras.ops.convert_to_numpy(loss)) for loss in self.model.losses))
+
+    def _track_best(self, record: EpochRecord) -> None:
+        value = getattr(record, self.monitor)
+        if value is None:
+            return
+        better = self.best is None or (
+            value > self.best.value if self.mode == "max" else value < self.best.value
+        )
+        if better:
+            self.best = BestEpoch(epoch=record.epoch, monitor=self.monitor, value=value)

@@ -1,0 +1,64 @@
+"""The Celery app workers run: ``celery -A worker.celery_app:app worker``.
+
+The solo pool is the default: the worker process itself trains, one job at a time, and never
+forks after Keras is loaded. Prefork also works (``--pool=prefork --concurrency=N``): Keras is
+then imported only in the pool children, when they train their first job.
+"""
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
+
+from shared.keys import RedisKeys
+from shared.queue import create_celery_app
+from shared.registry import WorkerRegistry
+from shared.settings import get_settings
+from shared.store import JobStore, connect
+from worker.heartbeat import Heartbeat
+
+log = logging.getLogger(__name__)
+
+
+def create_worker_app() -> Celery:
+    """The shared Celery app with the worker's defaults and tasks."""
+    app = create_celery_app(get_settings())
+    app.conf.update(worker_pool="solo", worker_concurrency=1)
+    app.conf.imports = ("worker.tasks",)
+    return app
+
+
+app = create_worker_app()
+
+
+@lru_cache
+def get_store() -> JobStore:
+    """This process's job store."""
+    return JobStore.from_settings(get_settings())
+
+
+_heartbeat: list[Heartbeat] = []
+
+
+def current_heartbeat() -> Heartbeat | None:
+    """The heartbeat of this worker, once it is ready."""
+    return _heartbeat[0] if _heartbeat else None
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    settings = get_settings()
+    queues = sorted(queue.name for queue in sender.app.amqp.queues.consume_from.values())
+    registry = WorkerRegistry(connect(settings), RedisKeys(settings.key_prefix))
+    heartbeat = Heartbeat(registry, sender.hostname, queues, settings.worker_heartbeat_seconds)
+    heartbeat.start()
+    _heartbeat.append(heartbeat)
+    log.info("worker %s ready on queues %s", sender.hostname, ",".join(queues))
+
+
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
+def _stop_heartbeat(**_: Any) -> None:
+    while _heartbeat:
+        _heartbeat.pop().stop()

@@ -1,0 +1,120 @@
+"""Datasets: MNIST-style IDX files read with numpy in one pass each, split, and ZCA fitted."""
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from shared.errors import TrainingError
+
+Images = npt.NDArray[np.uint8]
+Labels = npt.NDArray[np.uint8]
+Floats = npt.NDArray[np.float32]
+
+FOLDERS = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}
+FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+_IDX_DTYPES = {0x08: np.uint8}
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """A dataset as published: training and test images (N, 28, 28) and labels (N,)."""
+
+    x_train: Images
+    y_train: Labels
+    x_test: Images
+    y_test: Labels
+
+
+@dataclass(frozen=True)
+class Split:
+    """What one job trains, validates and tests on."""
+
+    x_train: Images
+    y_train: Labels
+    x_val: Images | None
+    y_val: Labels | None
+    x_test: Images
+    y_test: Labels
+
+
+def read_idx(path: Path) -> npt.NDArray[np.uint8]:
+    """An IDX file (gzip or plain) as an array of the shape its header gives."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as stream:
+        data = stream.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+        raise TrainingError(f"{path.name} is not an unsigned-byte IDX file")
+    ndim = data[3]
+    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    offset = 4 + 4 * ndim
+    if len(data) - offset != int(np.prod(shape)):
+        raise TrainingError(f"{path.name}: header says {shape}, file holds {len(data) - offset} bytes")
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
+
+
+def find_idx(folder: Path, stem: str) -> Path | None:
+    """``stem.gz`` or ``stem`` in ``folder``, whichever exists."""
+    for candidate in (folder / f"{stem}.gz", folder / stem):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_idx_dataset(datasets_dir: Path, name: str) -> Arrays | None:
+    """The dataset from ``datasets_dir/<folder>/``, or None when any of its four files is missing."""
+    folder = datasets_dir / FOLDERS[name]
+    paths = {field: find_idx(folder, stem) for field, stem in FILES.items()}
+    found = {field: path for field, path in paths.items() if path is not None}
+    if len(found) != len(FILES):
+        return None
+    arrays = Arrays(**{field: read_idx(path) for field, path in found.items()})
+    check_arrays(name, arrays)
+    return arrays
+
+
+def check_arrays(name: str, arrays: Arrays) -> None:
+    """Refuse a dataset whose parts do not fit together."""
+    for images, labels, part in (
+        (arrays.x_train, arrays.y_train, "train"),
+        (arrays.x_test, arrays.y_test, "test"),
+    ):
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise TrainingError(f"{name} {part} images have shape {images.shape}, not (N, 28, 28)")
+        if labels.shape != (images.shape[0],):
+            raise TrainingError(f"{name} {part}: {images.shape[0]} images but {labels.shape[0]} labels")
+        if labels.size and int(labels.max()) > 9:
+            raise TrainingError(f"{name} {part} labels go up to {int(labels.max())}; classes are 0-9")
+
+
+def split_dataset(arrays: Arrays, validation_split: float, train_limit: int | None, seed: int) -> Split:
+    """The first ``train_limit`` training samples, shuffled by ``seed`` and split for validation."""
+    x, y = arrays.x_train[:train_limit], arrays.y_train[:train_limit]
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_val = round(len(x) * validation_split)
+    if n_val >= len(x):
+        raise TrainingError(f"validation_split {validation_split} leaves no training samples")
+    val, train = order[:n_val], order[n_val:]
+    x_val, y_val = (x[val], y[val]) if n_val else (None, None)
+    return Split(x[train], y[train], x_val, y_val, arrays.x_test, arrays.y_test)
+
+
+def fit_zca(images: Images, epsilon: float) -> tuple[Floats, Floats]:
+    """ZCA whitening fitted on ``images`` scaled to [0, 1]: the mean and the whitening matrix.
+
+    Whitened inputs are ``(x - mean) @ matrix``; the matrix is symmetric.
+    """
+    x = images.reshape(len(images), -1).astype(np.float64) / 255.0
+    mean = x.mean(axis=0)
+    centered = x - mean
+    covariance = centered.T @ centered / len(x)
+    eigenvectors, eigenvalues, _ = np.linalg.svd(covariance)
+    matrix = (eigenvectors / np.sqrt(eigenvalues + epsilon)) @ eigenvectors.T
+    return mean.astype(np.float32), matrix.astype(np.float32)

@@ -1,0 +1,27 @@
+"""Celery tasks: thin wrappers that hand a job id to the runner."""
+
+import sys
+
+from shared.queue import TRAIN_TASK
+from shared.settings import get_settings
+from worker.celery_app import app, current_heartbeat, get_store
+from worker.runner import run_job
+
+
+@app.task(name=TRAIN_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def train(job_id: str) -> None:
+    """Train the stored job ``job_id``; the message carries nothing else."""
+    heartbeat = current_heartbeat()
+    if heartbeat is not None:
+        heartbeat.set_job(job_id)
+    try:
+        run_job(job_id, get_store(), get_settings())
+    finally:
+        if heartbeat is not None:
+            heartbeat.set_job(None, device=_trained_on())
+
+
+def _trained_on() -> str | None:
+    # Only ask the backend once training has loaded it; never import Keras just to report.
+    training = sys.modules.get("worker.training")
+    return training.describe_device() if training is not None else None
