@@ -29,7 +29,11 @@ def create_celery_app(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         # Redis redelivers unacknowledged messages after this; it must outlast the longest job.
-        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        # Our key prefix on the broker's keys too, so deployments sharing a Redis never meet.
+        broker_transport_options={
+            "visibility_timeout": settings.broker_visibility_timeout,
+            "global_keyprefix": f"{settings.key_prefix}:celery:",
+        },
         broker_connection_retry_on_startup=True,
         # A submit must answer quickly even when the broker is away.
         broker_connection_timeout=settings.redis_connect_timeout_seconds,

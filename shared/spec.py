@@ -3,7 +3,7 @@
 import itertools
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
 from shared.settings import QueueName
@@ -62,9 +62,23 @@ class LayerSpec(SpecModel):
     )
 
 
+LAYER_OBJECT_TAG = "layer-object"
+"""Tag of a layer given as an object; error paths drop it (``hidden_layers.1.units``)."""
+
+
+def _layer_kind(value: object) -> str:
+    return LAYER_OBJECT_TAG if isinstance(value, dict | LayerSpec) else "units"
+
+
+# Tagged so that an invalid layer reports the errors of the form it was given in, not both.
+HiddenLayer = Annotated[
+    Annotated[Units, Tag("units")] | Annotated[LayerSpec, Tag(LAYER_OBJECT_TAG)], Discriminator(_layer_kind)
+]
+
+
 class ModelSpec(SpecModel):
-    hidden_layers: list[Units | LayerSpec] = Field(
-        default_factory=lambda: list[Units | LayerSpec]([500] * 5),
+    hidden_layers: list[HiddenLayer] = Field(
+        default_factory=lambda: list[HiddenLayer]([500] * 5),
         min_length=1,
         max_length=32,
         description="Hidden Dense layers, input to output: a unit count, or an object that "

@@ -9,12 +9,12 @@ from pydantic_core import ErrorDetails
 from shared.errors import FieldError, SpecInvalid
 from shared.presets import PRESETS, deep_merge
 from shared.settings import Settings
-from shared.spec import JobSpec, JobSubmission
+from shared.spec import LAYER_OBJECT_TAG, JobSpec, JobSubmission
 
 
 def field_path(loc: Sequence[int | str]) -> str:
     """A pydantic location as a dotted path (``model.hidden_layers.2.units``)."""
-    return ".".join(str(part) for part in loc)
+    return ".".join(str(part) for part in loc if part != LAYER_OBJECT_TAG)
 
 
 def field_error(detail: ErrorDetails, loc_prefix_len: int = 0) -> FieldError:

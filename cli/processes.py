@@ -1,0 +1,80 @@
+"""Child processes of the CLI: each in a session of its own, logged to a file, stopped gently."""
+
+import logging
+import os
+import shlex
+import signal
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Child:
+    """A process the CLI started, and the file its output goes to."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def running(self) -> bool:
+        """Whether the process has not exited yet."""
+        return self.process.poll() is None
+
+
+def spawn(name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None) -> Child:
+    """Start ``argv`` with stdout and stderr in ``log_path`` (truncated first)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log_file:
+        # A session of its own: a Ctrl-C in the terminal reaches only the CLI, which then
+        # stops the children in order instead of all of them racing to exit at once.
+        process = subprocess.Popen(
+            list(argv),
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    log.debug("started %s (pid %d): %s", name, process.pid, shlex.join(argv))
+    return Child(name, process, log_path)
+
+
+def terminate(child: Child, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM the child's process group, then SIGKILL it if it outlives the grace period."""
+    if not child.running():
+        return
+    log.debug("stopping %s (pid %d)", child.name, child.process.pid)
+    _signal_group(child.process, signal.SIGTERM)
+    try:
+        child.process.wait(grace_seconds)
+    except subprocess.TimeoutExpired:
+        log.warning("%s did not stop within %.0f s; killing it", child.name, grace_seconds)
+        _signal_group(child.process, signal.SIGKILL)
+        child.process.wait()
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+    # The child leads its own session, so its pid is its group id; the group also holds any
+    # processes it forked. It is not reaped yet, so the id cannot have been reused.
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ignore SIGINT and SIGTERM inside the block, so a second Ctrl-C cannot cut a shutdown short."""
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

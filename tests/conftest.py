@@ -1,0 +1,159 @@
+"""Session fixtures: a real Redis, a real Celery worker process, and the API on a test client.
+
+The suite starts its own ``redis-server`` on a free port unless ``REDIS_URL`` is set; either
+way every key it writes is under a key prefix of its own, and only those keys are deleted.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from redis import Redis
+
+from shared.keys import RedisKeys
+from shared.registry import WorkerRegistry
+from shared.settings import Settings, get_settings
+from shared.store import JobStore, connect
+from tests.helpers import free_port, wait_for, write_learnable_dataset
+
+GIVEN_REDIS_URL = os.environ.get("REDIS_URL")
+REAL_DATASETS_DIR = os.environ.get("DATASETS_DIR")
+
+
+def delete_prefixed(redis: Redis, prefix: str) -> None:
+    """Delete every key under ``prefix`` (and nothing else)."""
+    for key in redis.scan_iter(match=f"{prefix}:*", count=1000):
+        redis.delete(key)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``REDIS_URL`` when given, else a redis-server of the suite's own on a free port."""
+    if GIVEN_REDIS_URL:
+        yield GIVEN_REDIS_URL
+        return
+    binary = shutil.which("redis-server")
+    assert binary, "the tests need redis-server on PATH, or REDIS_URL"
+    port, folder = free_port(), tmp_path_factory.mktemp("redis")
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(folder)]
+    process = subprocess.Popen([*args, "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    wait_for(lambda: _answers(url), timeout=20, what="redis-server to start")
+    yield url
+    stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a child process, killing it if it does not exit in time."""
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def key_prefix() -> str:
+    """This session's key prefix: nothing outside it is read, written or deleted."""
+    return f"kjtest{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def datasets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A datasets folder with a small learnable ``mnist`` and a corrupt ``fashion-mnist``."""
+    folder = tmp_path_factory.mktemp("datasets")
+    write_learnable_dataset(folder / "mnist")
+    corrupt = folder / "fashion-mnist"
+    write_learnable_dataset(corrupt, n_train=100, n_test=20)
+    (corrupt / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b not really gzip")
+    return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def settings_env(
+    redis_url: str, key_prefix: str, datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """The environment every process of the suite reads its settings from."""
+    os.environ.update(
+        REDIS_URL=redis_url,
+        KEY_PREFIX=key_prefix,
+        DATASETS_DIR=str(datasets_dir),
+        ARTIFACTS_DIR=str(tmp_path_factory.mktemp("artifacts")),
+        CANCEL_CHECK_SECONDS="0.1",
+        WORKER_HEARTBEAT_SECONDS="1",
+    )
+    get_settings.cache_clear()
+    settings = get_settings()
+    yield settings
+    delete_prefixed(connect(settings), key_prefix)
+
+
+@pytest.fixture
+def store(settings_env: Settings) -> Iterator[JobStore]:
+    """A store under a key prefix of this test's own, emptied afterwards."""
+    prefix = f"{settings_env.key_prefix}-{uuid.uuid4().hex[:6]}"
+    redis = connect(settings_env)
+    yield JobStore(redis, RedisKeys(prefix))
+    delete_prefixed(redis, prefix)
+
+
+@pytest.fixture(scope="session")
+def worker(settings_env: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Celery worker process on the ``cpu`` queue (the ``gpu`` queue has none)."""
+    name = f"test-{settings_env.key_prefix}@localhost"
+    log_path = tmp_path_factory.mktemp("logs") / "worker.log"
+    command = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "-Q", "cpu"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([*command, "--hostname", name, "-l", "INFO"], stdout=log, stderr=log)
+    registry = WorkerRegistry(connect(settings_env), RedisKeys(settings_env.key_prefix))
+    try:
+        wait_for(lambda: any(w.name == name for w in registry.live()), timeout=120, what="the worker")
+        yield name
+    finally:
+        stop(process)
+        if os.environ.get("KJOBS_TEST_SHOW_WORKER_LOG"):
+            sys.stderr.write(log_path.read_text())
+
+
+@pytest.fixture(scope="session")
+def api_url(settings_env: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real uvicorn serving the API on a free port, with the suite's settings."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("logs") / "api.log"
+    command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _serves(url), timeout=60, what="the API to start")
+        yield url
+    finally:
+        stop(process)
+
+
+def _serves(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def client(api_url: str) -> Iterator[httpx.Client]:
+    """An HTTP client on the running API."""
+    with httpx.Client(base_url=api_url, timeout=30) as http:
+        yield http

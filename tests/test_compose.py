@@ -1,0 +1,108 @@
+"""docker-compose.yml, parsed only: no Docker or Redis is needed."""
+
+import importlib
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKERS = ("worker-gpu", "worker-cpu")
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    found: dict[str, Any] = compose["services"]
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _project_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+
+
+def argv(service: dict[str, Any]) -> list[str]:
+    """A service's command as a list of arguments, whether written as a string or a list."""
+    command = service["command"]
+    return shlex.split(command) if isinstance(command, str) else [str(arg) for arg in command]
+
+
+def option(args: list[str], name: str) -> str:
+    """The value that follows ``name`` in ``args``."""
+    return args[args.index(name) + 1]
+
+
+def test_services_are_exactly_these(services: dict[str, Any]) -> None:
+    assert set(services) == {"redis", "api", "worker-gpu", "worker-cpu"}
+
+
+def test_redis_persists_and_has_a_healthcheck(services: dict[str, Any]) -> None:
+    redis = services["redis"]
+    args = argv(redis)
+    assert option(args, "--appendonly") == "yes"
+    assert option(args, "--appendfsync") == "everysec"
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert any(volume.endswith(":/data") for volume in redis["volumes"])
+
+
+def test_every_service_restarts(services: dict[str, Any]) -> None:
+    assert {name: service["restart"] for name, service in services.items()} == dict.fromkeys(
+        services, "unless-stopped"
+    )
+
+
+@pytest.mark.parametrize("name", ["api", *WORKERS])
+def test_shares_the_artifacts_volume(services: dict[str, Any], name: str) -> None:
+    assert "artifacts:/artifacts" in services[name]["volumes"]
+    assert services[name]["environment"]["ARTIFACTS_DIR"] == "/artifacts"
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_workers_read_datasets_read_only(services: dict[str, Any], name: str) -> None:
+    assert "${DATASETS_PATH:-./datasets}:/datasets:ro" in services[name]["volumes"]
+    assert services[name]["environment"]["DATASETS_DIR"] == "/datasets"
+
+
+@pytest.mark.parametrize("name", ["api", *WORKERS])
+def test_waits_for_healthy_redis(services: dict[str, Any], name: str) -> None:
+    assert services[name]["depends_on"] == {"redis": {"condition": "service_healthy"}}
+    assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+
+
+@pytest.mark.parametrize("name", ["api", *WORKERS])
+def test_app_targets_exist(services: dict[str, Any], name: str) -> None:
+    args = argv(services[name])
+    target = option(args, "-A") if args[0] == "celery" else args[1]
+    assert args[0] in {"celery", "uvicorn"}
+    module_name, _, attribute = target.partition(":")
+    assert attribute, f"{target} names no attribute"
+    assert hasattr(importlib.import_module(module_name), attribute)
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_worker_queues_are_known(services: dict[str, Any], name: str) -> None:
+    from shared.queue import QUEUES
+
+    queues = option(argv(services[name]), "-Q").split(",")
+    assert queues == [name.removeprefix("worker-")]
+    assert set(queues) <= set(QUEUES)
+
+
+def test_gpu_worker_reserves_an_nvidia_gpu(services: dict[str, Any]) -> None:
+    devices = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    assert "deploy" not in services["worker-cpu"]
+
+
+@pytest.mark.parametrize("name", ["api", *WORKERS])
+def test_dockerfile_exists(services: dict[str, Any], name: str) -> None:
+    build = services[name]["build"]
+    assert (ROOT / build["context"] / build["dockerfile"]).is_file()
+
+
+def test_api_image_skips_tensorflow(services: dict[str, Any]) -> None:
+    assert services["api"]["build"]["args"]["EXTRAS"] == ""
+    assert all(services[name]["build"]["args"]["EXTRAS"] == "worker" for name in WORKERS)
