@@ -2,6 +2,7 @@
 
 import json
 import secrets
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
@@ -28,9 +29,21 @@ _NOT_IN_HASH = frozenset({"transitions"})
 _LIST_SCAN_FACTOR = 20  # ids read per requested item before a filtered page returns short
 
 
+_last_id = [0, 0]  # (ms, random part) of this process's latest id
+_id_lock = threading.Lock()
+
+
 def new_job_id() -> str:
-    """A 24-hex-digit id whose first 12 digits are the submission time in ms, so ids sort by age."""
-    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(6)}"
+    """A 24-hex-digit id: 12 digits of submission time in ms, then 12 random ones.
+
+    Ids sort by submission time, which the job list relies on; within one millisecond a
+    process counts up from its previous id so that its ids still sort in order.
+    """
+    with _id_lock:
+        ms, previous_ms = time.time_ns() // 1_000_000, _last_id[0]
+        random_part = _last_id[1] + 1 if ms <= previous_ms else secrets.randbits(47)
+        _last_id[:] = [max(ms, previous_ms), random_part]
+        return f"{_last_id[0]:012x}{random_part:012x}"
 
 
 def connect(settings: Settings) -> Redis:

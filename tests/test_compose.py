@@ -19,11 +19,6 @@ def services() -> dict[str, Any]:
     return found
 
 
-@pytest.fixture(autouse=True)
-def _project_importable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(ROOT))
-
-
 def argv(service: dict[str, Any]) -> list[str]:
     """A service's command as a list of arguments, whether written as a string or a list."""
     command = service["command"]

@@ -1,0 +1,166 @@
+"""A local stack: Redis, one Celery worker and the API, started together and stopped together."""
+
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from api.schemas import Readiness
+from cli.processes import Child, signals_deferred, spawn, terminate
+from cli.redis_server import RedisHandle, resolve_redis
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUES = "cpu,gpu"
+READY_TIMEOUT_SECONDS = 120.0
+POLL_SECONDS = 0.5
+
+
+class StackError(RuntimeError):
+    """The local stack could not start, or one of its processes stopped."""
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    """The folder of a local stack's state: Redis data, logs and model artifacts."""
+
+    root: Path
+
+    @property
+    def redis(self) -> Path:
+        """Redis's data folder."""
+        return self.root / "redis"
+
+    @property
+    def logs(self) -> Path:
+        """The processes' log files."""
+        return self.root / "logs"
+
+    @property
+    def artifacts(self) -> Path:
+        """The default ARTIFACTS_DIR."""
+        return self.root / "artifacts"
+
+
+def state_paths() -> StatePaths:
+    """The state folder ``.kjobs`` under the current directory."""
+    return StatePaths(Path.cwd().resolve() / ".kjobs")
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A running local stack."""
+
+    redis: RedisHandle
+    worker: Child
+    api: Child
+    api_url: str
+    artifacts_dir: str
+    log_files: tuple[Path, ...]
+
+    def check_running(self) -> None:
+        """Raise StackError if the worker or the API has exited."""
+        for child in (self.worker, self.api):
+            if not child.running():
+                code = child.process.returncode
+                raise StackError(f"the {child.name} exited with code {code}; see {child.log_path}")
+
+    def wait(self) -> None:
+        """Block until a process of the stack exits (then raise) or the CLI is interrupted."""
+        while True:
+            self.check_running()
+            time.sleep(1.0)
+
+
+def worker_argv(queues: str = DEFAULT_QUEUES) -> list[str]:
+    """The command line of a solo-pool worker on ``queues``."""
+    celery = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "--pool=solo"]
+    return [*celery, "-Q", queues, "-l", "INFO", "--hostname", "local@%h"]
+
+
+def api_argv(host: str, port: int) -> list[str]:
+    """The command line of the API server."""
+    return [sys.executable, "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port)]
+
+
+def client_url(host: str, port: int) -> str:
+    """The URL a local client reaches an API bound to ``host`` at."""
+    connect_host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in connect_host:
+        connect_host = f"[{connect_host}]"
+    return f"http://{connect_host}:{port}"
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Fail early if something listens on the API's port, rather than polling someone else's API."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As uvicorn does, so a port left in TIME_WAIT by a previous run counts as free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            raise StackError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+
+
+def child_env(redis_url: str, artifacts_dir: Path) -> dict[str, str]:
+    """This process's environment with the stack's Redis and, unless set, its artifacts folder."""
+    env = dict(os.environ, REDIS_URL=redis_url)
+    env.setdefault("ARTIFACTS_DIR", str(artifacts_dir))
+    return env
+
+
+@contextmanager
+def local_stack(host: str, port: int, paths: StatePaths) -> Iterator[Stack]:
+    """Start Redis, a worker and the API, wait until they are ready, and stop them all on exit."""
+    ensure_port_free(host, port)
+    exits = ExitStack()
+    try:
+        redis = resolve_redis(paths.redis, paths.logs)
+        exits.callback(redis.stop)
+        paths.artifacts.mkdir(parents=True, exist_ok=True)
+        env = child_env(redis.url, paths.artifacts)
+        worker = spawn("worker", worker_argv(), paths.logs / "worker.log", env)
+        exits.callback(terminate, worker)
+        api = spawn("API", api_argv(host, port), paths.logs / "api.log", env)
+        exits.callback(terminate, api)
+        logs = (worker.log_path, api.log_path) + ((paths.logs / "redis.log",) if redis.managed else ())
+        stack = Stack(redis, worker, api, client_url(host, port), env["ARTIFACTS_DIR"], logs)
+        wait_ready(stack)
+        yield stack
+    finally:
+        log.info("stopping the local stack")
+        with signals_deferred():
+            exits.close()
+
+
+def wait_ready(stack: Stack, timeout_seconds: float = READY_TIMEOUT_SECONDS) -> None:
+    """Wait until the API's /readyz is ready and counts a worker on the cpu queue."""
+    deadline = time.monotonic() + timeout_seconds
+    with httpx.Client(base_url=stack.api_url, timeout=2.0) as client:
+        while not _ready(client):
+            stack.check_running()
+            if time.monotonic() > deadline:
+                logs = ", ".join(str(path) for path in stack.log_files)
+                raise StackError(
+                    f"no ready API with a worker on the cpu queue after {timeout_seconds:.0f} s; see {logs}"
+                )
+            time.sleep(POLL_SECONDS)
+
+
+def _ready(client: httpx.Client) -> bool:
+    try:
+        response = client.get("/readyz")
+    except httpx.TransportError:
+        return False
+    if response.status_code != 200:
+        return False
+    readiness = Readiness.model_validate_json(response.text)
+    return readiness.ready and readiness.workers.get("cpu", 0) > 0
