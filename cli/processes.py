@@ -6,7 +6,7 @@ import shlex
 import signal
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,10 +63,8 @@ def terminate(child: Child, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
 def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
     # The child leads its own session, so its pid is its group id; the group also holds any
     # processes it forked. It is not reaped yet, so the id cannot have been reused.
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(process.pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 @contextmanager

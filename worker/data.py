@@ -48,8 +48,11 @@ class Split:
 def read_idx(path: Path) -> npt.NDArray[np.uint8]:
     """An IDX file (gzip or plain) as an array of the shape its header gives."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as stream:
-        data = stream.read()
+    try:
+        with opener(path, "rb") as stream:
+            data = stream.read()
+    except (OSError, EOFError) as exc:
+        raise TrainingError(f"{path.name} cannot be read ({exc})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise TrainingError(f"{path.name} is not an unsigned-byte IDX file")
     ndim = data[3]
