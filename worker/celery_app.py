@@ -6,11 +6,12 @@ then imported only in the pool children, when they train their first job.
 """
 
 import logging
+import sys
 from functools import lru_cache
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from shared.keys import RedisKeys
 from shared.queue import create_celery_app
@@ -47,12 +48,27 @@ def current_heartbeat() -> Heartbeat | None:
     return _heartbeat[0] if _heartbeat else None
 
 
+def trainer_device() -> str | None:
+    """The device this process trains on, once it has loaded Keras; never loads it to ask."""
+    training = sys.modules.get("worker.training")
+    return training.describe_device() if training is not None else None
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]
+def _load_trainer(**_: Any) -> None:
+    # Sent in the process that trains (the solo worker itself, or each prefork child), never in
+    # a prefork parent: load Keras here, so the backend logs its devices and sets up memory
+    # growth at start, and the first job does not wait for the import.
+    from worker import training  # noqa: F401
+
+
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     settings = get_settings()
     queues = sorted(queue.name for queue in sender.app.amqp.queues.consume_from.values())
     registry = WorkerRegistry(connect(settings), RedisKeys(settings.key_prefix))
     heartbeat = Heartbeat(registry, sender.hostname, queues, settings.worker_heartbeat_seconds)
+    heartbeat.set_device(trainer_device())
     heartbeat.start()
     _heartbeat.append(heartbeat)
     log.info("worker %s ready on queues %s", sender.hostname, ",".join(queues))

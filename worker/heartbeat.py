@@ -40,13 +40,15 @@ class Heartbeat:
         except Exception as exc:
             log.warning("could not leave the worker registry: %s", exc)
 
-    def set_job(self, job_id: str | None, device: str | None = None) -> None:
-        """Report the job in hand (and the device, once the trainer knows it) at the next beat."""
-        update: dict[str, object] = {"current_job": job_id}
-        if device is not None:
-            update["device"] = device
-        self.info = self.info.model_copy(update=update)
+    def set_job(self, job_id: str | None) -> None:
+        """Report the job in hand, now."""
+        self.info = self.info.model_copy(update={"current_job": job_id})
         self.beat()
+
+    def set_device(self, device: str | None) -> None:
+        """Report what this worker trains on, when known."""
+        if device is not None:
+            self.info = self.info.model_copy(update={"device": device})
 
     def beat(self) -> None:
         """Report alive for three intervals."""

@@ -1,7 +1,5 @@
 """Celery tasks: thin wrappers that hand a job id to the runner."""
 
-import sys
-
 from shared.queue import TRAIN_TASK
 from shared.settings import get_settings
 from worker.celery_app import app, current_heartbeat, get_store
@@ -18,10 +16,4 @@ def train(job_id: str) -> None:
         run_job(job_id, get_store(), get_settings())
     finally:
         if heartbeat is not None:
-            heartbeat.set_job(None, device=_trained_on())
-
-
-def _trained_on() -> str | None:
-    # Only ask the backend once training has loaded it; never import Keras just to report.
-    training = sys.modules.get("worker.training")
-    return training.describe_device() if training is not None else None
+            heartbeat.set_job(None)
