@@ -49,7 +49,7 @@ def follow(client: httpx.Client, job_id: str, console: Console, check: Callable[
             status = page.status
             console.print(f"  status: {status.value}")
         for record in page.records:
-            console.print(epoch_line(record), highlight=False)
+            console.print(epoch_line(record), highlight=False, soft_wrap=True)
         after_epoch = page.last_epoch
         if page.has_more:
             continue

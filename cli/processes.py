@@ -13,6 +13,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 10.0
+PATIENT_SECONDS = 2.0  # how long a stop may take before we say we are waiting
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,23 @@ def terminate(child: Child, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
     """SIGTERM the child's process group, then SIGKILL it if it outlives the grace period."""
     if not child.running():
         return
-    log.debug("stopping %s (pid %d)", child.name, child.process.pid)
+    log.debug("stopping the %s (pid %d)", child.name, child.process.pid)
     _signal_group(child.process, signal.SIGTERM)
-    try:
-        child.process.wait(grace_seconds)
-    except subprocess.TimeoutExpired:
-        log.warning("%s did not stop within %.0f s; killing it", child.name, grace_seconds)
+    if _exited(child, min(PATIENT_SECONDS, grace_seconds)):
+        return
+    log.info("waiting up to %.0f s for the %s to stop", grace_seconds, child.name)
+    if not _exited(child, grace_seconds - PATIENT_SECONDS):
+        log.warning("the %s did not stop within %.0f s; killing it", child.name, grace_seconds)
         _signal_group(child.process, signal.SIGKILL)
         child.process.wait()
+
+
+def _exited(child: Child, seconds: float) -> bool:
+    try:
+        child.process.wait(max(seconds, 0.0))
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:

