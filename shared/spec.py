@@ -143,7 +143,9 @@ class RegularizationSpec(SpecModel):
     l2: Penalty = Field(0.0, description="L2 penalty on every hidden kernel (with l1: L1L2).")
     dropout: DropoutRate = Field(0.0, description="Dropout rate after every hidden layer.")
     input_dropout: DropoutRate = Field(0.0, description="Dropout rate on the input.")
-    augmentation: AugmentationSpec = Field(default_factory=AugmentationSpec)
+    augmentation: AugmentationSpec = Field(
+        default_factory=AugmentationSpec, description="Training-time image transforms and ZCA whitening."
+    )
     early_stopping: EarlyStoppingSpec | None = Field(
         None, description="Stop when the monitored metric stops improving; null for none."
     )
@@ -176,11 +178,13 @@ class JobSpec(SpecModel):
     tags: dict[TagKey, TagValue] = Field(
         default_factory=dict, max_length=16, description="Labels to filter the job list by."
     )
-    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
-    model: ModelSpec = Field(default_factory=ModelSpec)
-    regularization: RegularizationSpec = Field(default_factory=RegularizationSpec)
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
-    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec, description="What to train on.")
+    model: ModelSpec = Field(default_factory=ModelSpec, description="The Dense network.")
+    regularization: RegularizationSpec = Field(
+        default_factory=RegularizationSpec, description="L1, L2, dropout, augmentation, early stopping."
+    )
+    training: TrainingSpec = Field(default_factory=TrainingSpec, description="The training loop.")
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Where and how long to run.")
 
     @model_validator(mode="after")
     def _check_consistent(self) -> Self:
