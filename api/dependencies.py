@@ -9,10 +9,10 @@ from fastapi import Depends, Path, Request
 from shared.errors import JobNotFound
 from shared.jobs import JobRecord
 from shared.settings import Settings
-from shared.store import JobStore
+from shared.store import JOB_ID_PATTERN, JobStore
 
 DEFAULT_TENANT = "default"
-_JOB_ID = re.compile(r"^[0-9a-f]{24}$")
+_JOB_ID = re.compile(JOB_ID_PATTERN)
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -47,7 +47,7 @@ JobIdPath = Annotated[str, Path(description="The job's id, as `POST /v1/jobs` re
 
 def check_job_id(job_id: str) -> None:
     """A malformed id names no job: 404, like an unknown one."""
-    if not _JOB_ID.match(job_id):
+    if not _JOB_ID.fullmatch(job_id):
         raise JobNotFound(job_id)
 
 

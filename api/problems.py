@@ -7,12 +7,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError as BrokerError
 from pydantic import BaseModel, Field
+from redis.exceptions import BusyLoadingError, OutOfMemoryError, ReadOnlyError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.errors import Conflict, FieldError, JobNotFound, SpecInvalid, StoreUnavailable
+from shared.errors import Conflict, FieldError, JobNotFound, ServiceUnavailable, SpecInvalid
 from shared.submission import field_error
 
 log = logging.getLogger(__name__)
@@ -74,7 +76,8 @@ async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
         loc = tuple(detail["loc"])
         location = str(loc[0]) if loc and loc[0] in _LOCATIONS else "body"
         error = field_error(detail, loc_prefix_len=1 if loc and loc[0] in _LOCATIONS else 0)
-        field = location if error.field == "body" else error.field
+        # An unparsable body has no field: its location holds the character offset.
+        field = location if error.field == "body" or error.type == "json_invalid" else error.field
         problems.append(FieldProblem(field=field, location=location, message=error.message, type=error.type))
     return _invalid(request, problems)
 
@@ -93,8 +96,9 @@ async def _conflict(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("Redis unavailable on %s: %s", request.url.path, exc)
-    response = problem(request, 503, "unavailable", "Service unavailable", "the job store cannot be reached")
+    log.warning("unavailable on %s: %s: %s", request.url.path, type(exc).__name__, exc)
+    detail = str(exc) if isinstance(exc, ServiceUnavailable) else "the job store cannot be reached"
+    response = problem(request, 503, "unavailable", "Service unavailable", detail)
     response.headers["Retry-After"] = "5"
     return response
 
@@ -118,7 +122,17 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SpecInvalid, _spec_invalid)
     app.add_exception_handler(JobNotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)
-    for unavailable in (StoreUnavailable, RedisConnectionError, RedisTimeoutError):
+    # Redis unreachable, slow, loading, read-only or full; the broker refusing a message.
+    unavailable_errors = (
+        ServiceUnavailable,
+        RedisConnectionError,
+        RedisTimeoutError,
+        BusyLoadingError,
+        ReadOnlyError,
+        OutOfMemoryError,
+        BrokerError,
+    )
+    for unavailable in unavailable_errors:
         app.add_exception_handler(unavailable, _unavailable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -45,8 +45,8 @@ class StaleAttempt(KerasJobsError):
     """A write from an attempt that a newer attempt of the same job has replaced."""
 
 
-class StoreUnavailable(KerasJobsError):
-    """Redis cannot be reached or did not answer in time."""
+class ServiceUnavailable(KerasJobsError):
+    """A backing service (the broker, say) refused work that the client may retry later."""
 
 
 class TrainingError(KerasJobsError):

@@ -23,7 +23,6 @@ class JobStatus(StrEnum):
 
 
 _TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
-ACTIVE_STATUSES = frozenset({JobStatus.RUNNING, JobStatus.CANCELLING})
 
 
 class StopReason(StrEnum):
@@ -58,7 +57,9 @@ class BestEpoch(BaseModel):
 
 
 class JobResult(BaseModel):
-    test_loss: float
+    test_loss: float = Field(
+        description="Cross-entropy on the test set, without the regularization penalty, so variants compare."
+    )
     test_accuracy: float
     best_epoch: int | None = Field(description="Epoch of the best monitored value (1-based).")
     stopped_epoch: int = Field(description="The last epoch trained (1-based).")
@@ -77,6 +78,8 @@ class EpochRecord(BaseModel):
     accuracy: float
     val_loss: float | None = None
     val_accuracy: float | None = None
+    data_loss: float | None = Field(None, description="Training loss without the regularization penalty.")
+    val_data_loss: float | None = Field(None, description="Validation loss without the penalty.")
     regularization_penalty: float = Field(
         description="Sum of the model's regularization losses at the end of the epoch."
     )
@@ -130,9 +133,7 @@ class JobRecord(BaseModel):
 
 NEXT_STATUSES: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),
-    JobStatus.RUNNING: frozenset(
-        {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLING, JobStatus.CANCELLED}
-    ),
+    JobStatus.RUNNING: frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLING}),
     JobStatus.CANCELLING: frozenset({JobStatus.CANCELLED, JobStatus.FAILED}),
     JobStatus.SUCCEEDED: frozenset(),
     JobStatus.FAILED: frozenset(),

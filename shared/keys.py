@@ -1,4 +1,5 @@
-"""The whole Redis key schema. Only ``shared.store`` and ``shared.registry`` use these names."""
+"""The whole Redis key schema. Only the store (``shared.store``, ``shared.registry``) and the
+Celery app factory (for the broker's keys) use these names."""
 
 from dataclasses import dataclass
 
@@ -32,6 +33,10 @@ class RedisKeys:
     def tag_index(self, tenant: str, key: str, value: str) -> str:
         """Sorted set like ``jobs_index``, of the jobs tagged ``key=value``."""
         return f"{self.prefix}:tenant:{tenant}:tag:{key}={value}"
+
+    def broker_prefix(self) -> str:
+        """Prefix of Celery's own keys (queues, unacknowledged messages) on the broker."""
+        return f"{self.prefix}:celery:"
 
     def workers(self) -> str:
         """Sorted set: worker names scored by when their last heartbeat expires (epoch ms)."""

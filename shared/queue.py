@@ -7,6 +7,7 @@ The API sends tasks by name through an app made here, so it never imports the wo
 from celery import Celery
 from kombu import Queue  # type: ignore[attr-defined]
 
+from shared.keys import RedisKeys
 from shared.settings import QueueName, Settings
 
 TRAIN_TASK = "keras_jobs.train"
@@ -32,7 +33,7 @@ def create_celery_app(settings: Settings) -> Celery:
         # Our key prefix on the broker's keys too, so deployments sharing a Redis never meet.
         broker_transport_options={
             "visibility_timeout": settings.broker_visibility_timeout,
-            "global_keyprefix": f"{settings.key_prefix}:celery:",
+            "global_keyprefix": RedisKeys(settings.key_prefix).broker_prefix(),
         },
         broker_connection_retry_on_startup=True,
         # A submit must answer quickly even when the broker is away.

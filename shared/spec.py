@@ -23,6 +23,7 @@ TagValue = Annotated[str, Field(max_length=128)]
 IMAGE_SHAPE = (28, 28)
 INPUT_UNITS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 NUM_CLASSES = 10
+MAX_EPOCHS = 1000
 
 
 def cross_field_error(field: str, message: str) -> PydanticCustomError:
@@ -112,10 +113,6 @@ class AugmentationSpec(SpecModel):
     )
     zca_epsilon: float = Field(1e-6, gt=0.0, le=1.0, description="Added to eigenvalues before whitening.")
 
-    def is_random(self) -> bool:
-        """Whether any random (training-only) transform is on."""
-        return self.rotation > 0 or self.translation > 0 or self.zoom > 0 or self.horizontal_flip
-
 
 class EarlyStoppingSpec(SpecModel):
     monitor: LoggedMetric = Field("val_accuracy", description="The logged metric to watch.")
@@ -152,7 +149,9 @@ class RegularizationSpec(SpecModel):
 
 
 class TrainingSpec(SpecModel):
-    epochs: int = Field(10, ge=1, le=1000, description="Epochs to train (early stopping may end sooner).")
+    epochs: int = Field(
+        10, ge=1, le=MAX_EPOCHS, description="Epochs to train (early stopping may end sooner)."
+    )
     batch_size: int = Field(128, ge=1, le=65536, description="Samples per gradient step.")
     optimizer: Optimizer = Field("adam", description="`adam`, `sgd`, `rmsprop` or `adamw`.")
     learning_rate: float = Field(0.001, gt=0.0, le=10.0, description="The optimizer's learning rate.")

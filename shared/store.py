@@ -25,12 +25,15 @@ from shared.jobs import (
 from shared.keys import RedisKeys
 from shared.settings import Settings
 
-_NOT_IN_HASH = frozenset({"transitions"})
 _LIST_SCAN_FACTOR = 20  # ids read per requested item before a filtered page returns short
 
 
 _last_id = [0, 0]  # (ms, random part) of this process's latest id
 _id_lock = threading.Lock()
+
+
+JOB_ID_PATTERN = r"^[0-9a-f]{24}$"
+"""What ``new_job_id`` makes; anything else names no job."""
 
 
 def new_job_id() -> str:
@@ -87,13 +90,9 @@ class JobStore:
         """A store on the Redis and key prefix the settings name."""
         return cls(connect(settings), RedisKeys(settings.key_prefix))
 
-    def ping(self) -> bool:
-        """Whether Redis answers."""
-        return bool(self.redis.ping())
-
     def create(self, record: JobRecord) -> None:
         """Store a new job with its first transition and add it to the list indexes."""
-        fields = record.model_dump(mode="json", exclude=set(_NOT_IN_HASH))
+        fields = record.model_dump(mode="json", exclude={"transitions"})
         pipe = self.redis.pipeline(transaction=True)
         _hset(pipe, self.keys.job(record.id), fields)
         for transition in record.transitions:
@@ -108,6 +107,16 @@ class JobStore:
         pipe.hgetall(self.keys.job(job_id))
         pipe.lrange(self.keys.transitions(job_id), 0, -1)
         raw, transitions = pipe.execute()
+        return self._parse(job_id, raw, transitions)
+
+    def _load(self, pipe: Pipeline, job_id: str) -> JobRecord:
+        # Reads on a watching pipeline run at once: the record as the transaction will see it.
+        return self._parse(
+            job_id, pipe.hgetall(self.keys.job(job_id)), pipe.lrange(self.keys.transitions(job_id), 0, -1)
+        )
+
+    @staticmethod
+    def _parse(job_id: str, raw: Any, transitions: Any) -> JobRecord:
         if not raw:
             raise JobNotFound(job_id)
         return JobRecord.model_validate({**_decode(raw), "transitions": [json.loads(t) for t in transitions]})
@@ -140,16 +149,14 @@ class JobStore:
             while True:
                 try:
                     pipe.watch(key)  # type: ignore[no-untyped-call]
-                    current = self._read_fields(pipe, job_id, "status", "attempt", "tenant")
-                    self._check_fence(job_id, current, attempt)
-                    status = JobStatus(current["status"])
-                    if to not in NEXT_STATUSES[status]:
-                        raise InvalidTransition(f"job {job_id} is {status.value}, not {to.value}-able")
-                    number = current["attempt"] + (1 if new_attempt else 0)
-                    self._write_transition(
-                        pipe, job_id, current["tenant"], status, to, number, reason, fields
-                    )
-                    return self.get(job_id)
+                    current = self._load(pipe, job_id)
+                    self._check_fence(job_id, current.attempt, attempt)
+                    if to not in NEXT_STATUSES[current.status]:
+                        raise InvalidTransition(
+                            f"job {job_id} is {current.status.value}, not {to.value}-able"
+                        )
+                    number = current.attempt + (1 if new_attempt else 0)
+                    return self._write_transition(pipe, current, to, number, reason, fields or {})
                 except WatchError:
                     continue
 
@@ -165,7 +172,7 @@ class JobStore:
                 try:
                     pipe.watch(key, epochs)  # type: ignore[no-untyped-call]
                     current = self._read_fields(pipe, job_id, "attempt", "progress")
-                    self._check_fence(job_id, current, record.attempt)
+                    self._check_fence(job_id, current["attempt"], record.attempt)
                     recorded = int(pipe.llen(epochs))
                     if recorded >= record.epoch:
                         return False
@@ -274,32 +281,33 @@ class JobStore:
         return {name: json.loads(str(value)) for name, value in zip(names, values, strict=True)}
 
     @staticmethod
-    def _check_fence(job_id: str, current: Mapping[str, Any], attempt: int | None) -> None:
-        if attempt is not None and current["attempt"] != attempt:
-            raise StaleAttempt(f"job {job_id}: attempt {attempt} replaced by {current['attempt']}")
+    def _check_fence(job_id: str, current: int, attempt: int | None) -> None:
+        if attempt is not None and current != attempt:
+            raise StaleAttempt(f"job {job_id}: attempt {attempt} replaced by {current}")
 
     def _write_transition(
         self,
         pipe: Pipeline,
-        job_id: str,
-        tenant: str,
-        before: JobStatus,
+        current: JobRecord,
         to: JobStatus,
         attempt: int,
         reason: str | None,
-        fields: Mapping[str, Any] | None,
-    ) -> None:
+        fields: Mapping[str, Any],
+    ) -> JobRecord:
         now = utc_now()
         updates: dict[str, Any] = {"status": to.value, "attempt": attempt, "updated_at": now.isoformat()}
         if to is JobStatus.RUNNING:
             updates["started_at"] = now.isoformat()
         if to.is_terminal():
             updates["finished_at"] = now.isoformat()
-        updates.update(fields or {})
+        updates.update(fields)
         transition = Transition(status=to, at=now, attempt=attempt, reason=reason)
         pipe.multi()
-        _hset(pipe, self.keys.job(job_id), updates)
-        pipe.rpush(self.keys.transitions(job_id), transition.model_dump_json())
-        pipe.zrem(self.keys.status_index(tenant, before.value), job_id)
-        pipe.zadd(self.keys.status_index(tenant, to.value), {job_id: 0})
+        _hset(pipe, self.keys.job(current.id), updates)
+        pipe.rpush(self.keys.transitions(current.id), transition.model_dump_json())
+        pipe.zrem(self.keys.status_index(current.tenant, current.status.value), current.id)
+        pipe.zadd(self.keys.status_index(current.tenant, to.value), {current.id: 0})
         pipe.execute()
+        written = {**current.model_dump(mode="json"), **updates}
+        written["transitions"].append(transition.model_dump(mode="json"))
+        return JobRecord.model_validate(written)

@@ -60,10 +60,33 @@ class StopController(keras.callbacks.Callback):  # type: ignore[misc]
         self.model.stop_training = True
 
 
-class EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]
-    """Appends one record per finished epoch to the job, and tracks the best monitored value.
+class GuardedEarlyStopping(keras.callbacks.EarlyStopping):  # type: ignore[misc]
+    """Keras's early stopping, blind to an epoch that the stop controller cut short.
 
-    An epoch cut short by the stop controller is not recorded: its numbers would mislead.
+    Keras still validates and ends such an epoch; judging it could make an unrecorded epoch
+    the best one, and restore its weights.
+    """
+
+    def __init__(self, controller: StopController, **options: Any) -> None:
+        super().__init__(**options)
+        self.controller = controller
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.controller.reason is None:
+            super().on_epoch_end(epoch, logs)
+
+    def best_so_far(self) -> BestEpoch | None:
+        """The best epoch as early stopping judges it (with its min_delta and start epoch)."""
+        if self.best is None:
+            return None
+        return BestEpoch(epoch=self.best_epoch + 1, monitor=self.monitor, value=float(self.best))
+
+
+class EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]
+    """Appends one record per finished epoch to the job, with the best epoch so far.
+
+    An epoch cut short by the stop controller is not recorded: its numbers would mislead. With
+    early stopping, its judgement of the best epoch is the one recorded.
     """
 
     def __init__(
@@ -75,11 +98,12 @@ class EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         train_samples: int,
         monitor: str,
         mode: str,
+        stopping: GuardedEarlyStopping | None = None,
     ) -> None:
         super().__init__()
         self.store, self.job_id, self.attempt = store, job_id, attempt
         self.controller, self.train_samples = controller, train_samples
-        self.monitor, self.mode = monitor, mode
+        self.monitor, self.mode, self.stopping = monitor, mode, stopping
         self.best: BestEpoch | None = None
         self.last_epoch = 0
 
@@ -88,6 +112,12 @@ class EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._started = time.perf_counter()
+        self._train_seconds: float | None = None
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        # Validation starts: the epoch's training is over, which is what throughput measures.
+        if self._train_seconds is None:
+            self._train_seconds = time.perf_counter() - self._started
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.controller.reason is not None:
@@ -104,17 +134,20 @@ class EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]
             if not math.isfinite(value):
                 raise TrainingError(f"{name} became {value} in epoch {epoch}; try a lower learning rate")
         accuracy, val_accuracy = values["accuracy"], values.get("val_accuracy")
+        train_seconds = self._train_seconds or seconds
         return EpochRecord(
             epoch=epoch,
             loss=values["loss"],
             accuracy=accuracy,
             val_loss=values.get("val_loss"),
             val_accuracy=val_accuracy,
+            data_loss=values.get("data_loss"),
+            val_data_loss=values.get("val_data_loss"),
             regularization_penalty=self._penalty(),
             generalization_gap=None if val_accuracy is None else accuracy - val_accuracy,
             learning_rate=float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
             epoch_seconds=seconds,
-            samples_per_second=self.train_samples / seconds if seconds > 0 else 0.0,
+            samples_per_second=self.train_samples / train_seconds if train_seconds > 0 else 0.0,
             attempt=self.attempt,
             at=utc_now(),
         )
@@ -123,6 +156,9 @@ class EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         return float(sum(float(keras.ops.convert_to_numpy(loss)) for loss in self.model.losses))
 
     def _track_best(self, record: EpochRecord) -> None:
+        if self.stopping is not None:
+            self.best = self.stopping.best_so_far()
+            return
         value = getattr(record, self.monitor)
         if value is None:
             return

@@ -13,11 +13,10 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
-from shared.keys import RedisKeys
 from shared.queue import create_celery_app
 from shared.registry import WorkerRegistry
 from shared.settings import get_settings
-from shared.store import JobStore, connect
+from shared.store import JobStore
 from worker.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -31,6 +30,8 @@ def create_worker_app() -> Celery:
     return app
 
 
+# Celery's -A target must be a configured app when this module is imported; a worker process
+# reads its environment once, here, at start.
 app = create_worker_app()
 
 
@@ -66,7 +67,8 @@ def _load_trainer(**_: Any) -> None:
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     settings = get_settings()
     queues = sorted(queue.name for queue in sender.app.amqp.queues.consume_from.values())
-    registry = WorkerRegistry(connect(settings), RedisKeys(settings.key_prefix))
+    store = get_store()
+    registry = WorkerRegistry(store.redis, store.keys)
     heartbeat = Heartbeat(registry, sender.hostname, queues, settings.worker_heartbeat_seconds)
     heartbeat.set_device(trainer_device())
     heartbeat.start()

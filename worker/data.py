@@ -56,6 +56,8 @@ def read_idx(path: Path) -> npt.NDArray[np.uint8]:
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise TrainingError(f"{path.name} is not an unsigned-byte IDX file")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise TrainingError(f"{path.name}: the IDX header is cut short")
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     offset = 4 + 4 * ndim
     if len(data) - offset != int(np.prod(shape)):

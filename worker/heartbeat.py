@@ -15,14 +15,10 @@ class Heartbeat:
 
     def __init__(self, registry: WorkerRegistry, name: str, queues: list[str], interval: float) -> None:
         self.registry, self.interval = registry, interval
-        self.info = WorkerInfo(
-            name=name,
-            queues=queues,
-            pid=os.getpid(),
-            device="cpu",
-            started_at=time.time(),
-            seen_at=time.time(),
-        )
+        self.name, self.queues, self.started_at = name, queues, time.time()
+        self.device: str = "cpu"
+        self.current_job: str | None = None
+        self._lock = threading.Lock()  # the task thread and the beat thread both beat
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kjobs-heartbeat", daemon=True)
 
@@ -36,25 +32,39 @@ class Heartbeat:
         self._stopped.set()
         self._thread.join(timeout=self.interval)
         try:
-            self.registry.leave(self.info.name)
+            self.registry.leave(self.name)
         except Exception as exc:
             log.warning("could not leave the worker registry: %s", exc)
 
     def set_job(self, job_id: str | None) -> None:
         """Report the job in hand, now."""
-        self.info = self.info.model_copy(update={"current_job": job_id})
+        with self._lock:
+            self.current_job = job_id
         self.beat()
 
     def set_device(self, device: str | None) -> None:
         """Report what this worker trains on, when known."""
         if device is not None:
-            self.info = self.info.model_copy(update={"device": device})
+            with self._lock:
+                self.device = device
+
+    def info(self) -> WorkerInfo:
+        """What the next beat reports."""
+        with self._lock:
+            return WorkerInfo(
+                name=self.name,
+                queues=self.queues,
+                pid=os.getpid(),
+                device=self.device,
+                current_job=self.current_job,
+                started_at=self.started_at,
+                seen_at=time.time(),
+            )
 
     def beat(self) -> None:
         """Report alive for three intervals."""
-        self.info = self.info.model_copy(update={"seen_at": time.time()})
         try:
-            self.registry.beat(self.info, ttl_seconds=3 * self.interval)
+            self.registry.beat(self.info(), ttl_seconds=3 * self.interval)
         except Exception as exc:
             log.warning("worker heartbeat failed: %s", exc)
 

@@ -6,7 +6,8 @@ from worker.celery_app import app, current_heartbeat, get_store
 from worker.runner import run_job
 
 
-@app.task(name=TRAIN_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)  # type: ignore[untyped-decorator]
+# Acknowledgement, requeue on a lost worker and result handling are set app-wide (shared.queue).
+@app.task(name=TRAIN_TASK)  # type: ignore[untyped-decorator]
 def train(job_id: str) -> None:
     """Train the stored job ``job_id``; the message carries nothing else."""
     heartbeat = current_heartbeat()

@@ -20,7 +20,7 @@ from shared.jobs import JobResult, StopReason
 from shared.settings import Settings
 from shared.spec import IMAGE_SHAPE, INPUT_UNITS, NUM_CLASSES, JobSpec, LayerSpec, RegularizationSpec
 from shared.store import JobStore
-from worker.callbacks import EpochRecorder, StopController
+from worker.callbacks import EpochRecorder, GuardedEarlyStopping, StopController
 from worker.data import Arrays, Split, fit_zca, read_idx_dataset, split_dataset
 
 log = logging.getLogger(__name__)
@@ -90,17 +90,20 @@ def _own_or(own: float | None, default: float) -> float:
 
 def _augmentation_layers(spec: JobSpec) -> list[Any]:
     aug, seed = spec.regularization.augmentation, spec.training.seed
+    # Each layer has a seed of its own, so that their random draws are independent.
     layers: list[Any] = []
     if aug.rotation:
-        layers.append(keras.layers.RandomRotation(aug.rotation, fill_mode="constant", seed=seed))
+        layers.append(keras.layers.RandomRotation(aug.rotation, fill_mode="constant", seed=seed + 101))
     if aug.translation:
         layers.append(
-            keras.layers.RandomTranslation(aug.translation, aug.translation, fill_mode="constant", seed=seed)
+            keras.layers.RandomTranslation(
+                aug.translation, aug.translation, fill_mode="constant", seed=seed + 102
+            )
         )
     if aug.zoom:
-        layers.append(keras.layers.RandomZoom(aug.zoom, aug.zoom, fill_mode="constant", seed=seed))
+        layers.append(keras.layers.RandomZoom(aug.zoom, aug.zoom, fill_mode="constant", seed=seed + 103))
     if aug.horizontal_flip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 104))
     return layers
 
 
@@ -136,7 +139,8 @@ def build_model(spec: JobSpec, zca: tuple[Any, Any] | None = None) -> keras.Mode
         if dropout:
             x = keras.layers.Dropout(dropout, seed=seed + index, name=f"dropout_{index}")(x)
     outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax", name="output")(x)
-    model = keras.Model(inputs, outputs, name=spec.name or "keras_job")
+    # Not the spec's name: Keras refuses some characters that a job name may hold.
+    model = keras.Model(inputs, outputs, name="keras_job")
     if whitening is not None and zca is not None:
         mean, matrix = zca
         whitening.set_weights([matrix, -(mean @ matrix)])
@@ -164,11 +168,12 @@ def monitored(spec: JobSpec) -> tuple[str, str]:
     return ("val_accuracy" if spec.dataset.validation_split > 0 else "accuracy"), "max"
 
 
-def _early_stopping(spec: JobSpec) -> keras.callbacks.EarlyStopping | None:
+def _early_stopping(spec: JobSpec, controller: StopController) -> GuardedEarlyStopping | None:
     stopping = spec.regularization.early_stopping
     if stopping is None:
         return None
-    return keras.callbacks.EarlyStopping(
+    return GuardedEarlyStopping(
+        controller,
         monitor=stopping.monitor,
         mode=stopping.resolved_mode(),
         patience=stopping.patience,
@@ -186,8 +191,12 @@ def prepare(spec: JobSpec, settings: Settings) -> tuple[Split, keras.Model]:
     augmentation = spec.regularization.augmentation
     zca = fit_zca(split.x_train, augmentation.zca_epsilon) if augmentation.zca_whitening else None
     model = build_model(spec, zca)
+    # Keras's loss includes the regularization penalty; this metric is the data loss alone.
+    data_loss = keras.metrics.SparseCategoricalCrossentropy(name="data_loss")
     model.compile(
-        optimizer=make_optimizer(spec), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        optimizer=make_optimizer(spec),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy", data_loss],
     )
     return split, model
 
@@ -199,8 +208,8 @@ def train(job_id: str, attempt: int, spec: JobSpec, store: JobStore, settings: S
         store, job_id, spec.resources.max_runtime_seconds, settings.cancel_check_seconds
     )
     monitor, mode = monitored(spec)
-    recorder = EpochRecorder(store, job_id, attempt, controller, len(split.x_train), monitor, mode)
-    stopping = _early_stopping(spec)
+    stopping = _early_stopping(spec, controller)
+    recorder = EpochRecorder(store, job_id, attempt, controller, len(split.x_train), monitor, mode, stopping)
     validation = (split.x_val, split.y_val) if split.x_val is not None else None
     model.fit(
         split.x_train,
@@ -208,7 +217,8 @@ def train(job_id: str, attempt: int, spec: JobSpec, store: JobStore, settings: S
         batch_size=spec.training.batch_size,
         epochs=spec.training.epochs,
         validation_data=validation,
-        callbacks=[cb for cb in (controller, recorder, stopping) if cb is not None],
+        # Early stopping judges an epoch before the recorder stores it with the best epoch so far.
+        callbacks=[cb for cb in (controller, stopping, recorder) if cb is not None],
         verbose=0,
     )
     has_model = recorder.last_epoch > 0
@@ -217,13 +227,11 @@ def train(job_id: str, attempt: int, spec: JobSpec, store: JobStore, settings: S
     if controller.reason is StopReason.CANCELLED:
         return TrainingOutcome(StopReason.CANCELLED, None, has_model)
     reason = controller.reason or _natural_stop(stopping, recorder.last_epoch, spec.training.epochs)
-    test_loss, test_accuracy = model.evaluate(split.x_test, split.y_test, batch_size=1024, verbose=0)
+    scores = model.evaluate(split.x_test, split.y_test, batch_size=1024, verbose=0, return_dict=True)
     best_epoch = recorder.best.epoch if recorder.best else None
-    if stopping is not None and stopping.best is not None:
-        best_epoch = stopping.best_epoch + 1
     result = JobResult(
-        test_loss=float(test_loss),
-        test_accuracy=float(test_accuracy),
+        test_loss=float(scores["data_loss"]),
+        test_accuracy=float(scores["accuracy"]),
         best_epoch=best_epoch,
         stopped_epoch=recorder.last_epoch,
     )

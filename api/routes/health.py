@@ -1,6 +1,7 @@
 """Liveness and readiness."""
 
 from fastapi import APIRouter, Request, Response
+from redis.exceptions import RedisError
 
 from api.schemas import Health, Readiness
 from shared.registry import WorkerRegistry
@@ -25,7 +26,7 @@ def readyz(request: Request, response: Response) -> Readiness:
     registry: WorkerRegistry = request.app.state.registry
     try:
         workers = registry.live()
-    except Exception:
+    except RedisError:
         response.status_code = 503
         return Readiness(ready=False, redis="unreachable", workers={})
     per_queue: dict[str, int] = {}

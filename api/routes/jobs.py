@@ -2,22 +2,22 @@
 
 from typing import Annotated
 
+from celery import Celery
 from fastapi import APIRouter, Query, Response
 
 from api.dependencies import CeleryDep, JobDep, SettingsDep, StoreDep, TenantDep
 from api.problems import PROBLEM_RESPONSES
 from api.schemas import JobPage, JobSummary, JobView
 from shared import lifecycle
-from shared.errors import FieldError, SpecInvalid
-from shared.jobs import JobRecord, JobStatus
+from shared.errors import FieldError, ServiceUnavailable, SpecInvalid
+from shared.jobs import JobRecord, JobStatus, StopReason
 from shared.queue import send_training
+from shared.settings import QueueName
 from shared.spec import JobSubmission
-from shared.store import new_job_id
+from shared.store import JOB_ID_PATTERN, JobStore, new_job_id
 from shared.submission import resolve_submission
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
-
-ID_PATTERN = r"^[0-9a-f]{24}$"
 
 
 @router.post("", status_code=202, response_model=JobView, summary="Submit a training job")
@@ -33,10 +33,20 @@ def submit_job(
     spec = resolve_submission(submission, settings)
     record = JobRecord.new(new_job_id(), tenant, spec, submission.preset)
     store.create(record)
-    assert spec.resources.queue is not None  # resolve_submission sets the default queue
-    send_training(celery, record.id, spec.resources.queue)
+    enqueue(store, celery, record, spec.resources.queue or settings.default_queue)
     response.headers["Location"] = f"/v1/jobs/{record.id}"
     return JobView.of(record)
+
+
+def enqueue(store: JobStore, celery: Celery, record: JobRecord, queue: QueueName) -> None:
+    """Send the stored job to its queue; if the broker refuses, the job fails rather than waits."""
+    try:
+        send_training(celery, record.id, queue)
+    except Exception as exc:
+        error = {"type": "enqueue_failed", "message": "the job could not be put on its queue"}
+        fields = {"stop_reason": StopReason.ERROR.value, "error": error}
+        store.change_status(record.id, JobStatus.FAILED, reason="could not be enqueued", fields=fields)
+        raise ServiceUnavailable(f"job {record.id} could not be queued; submit it again later") from exc
 
 
 @router.get("", response_model=JobPage, summary="List jobs, newest first")
@@ -47,7 +57,7 @@ def list_jobs(
     tag: Annotated[list[str], Query(description="Only jobs with these tags, as `key:value`.")] = [],  # noqa: B006
     limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page.")] = 20,
     cursor: Annotated[
-        str | None, Query(pattern=ID_PATTERN, description="`next_cursor` of the last page.")
+        str | None, Query(pattern=JOB_ID_PATTERN, description="`next_cursor` of the last page.")
     ] = None,
 ) -> JobPage:
     """A page of jobs with the filters applied, and the cursor of the next page."""
@@ -59,11 +69,17 @@ def list_jobs(
 
 def parse_tags(pairs: list[str]) -> dict[str, str]:
     """``["team:vision"]`` as ``{"team": "vision"}``; a pair without a colon is a 422."""
-    bad = [pair for pair in pairs if ":" not in pair]
-    if bad:
-        errors = [FieldError("tag", f"{pair!r} is not key:value", "value_error", "query") for pair in bad]
+    errors = [
+        FieldError("tag", f"{pair!r} is not key:value", "value_error", "query")
+        for pair in pairs
+        if ":" not in pair
+    ]
+    tags = dict(pair.split(":", 1) for pair in pairs if ":" in pair)
+    if len(tags) < len(pairs) - len(errors):
+        errors.append(FieldError("tag", "each tag key may be given once", "value_error", "query"))
+    if errors:
         raise SpecInvalid(errors)
-    return dict(pair.split(":", 1) for pair in pairs)
+    return tags
 
 
 @router.get("/{job_id}", response_model=JobView, summary="Get a job")

@@ -8,6 +8,7 @@ from api.dependencies import JobIdPath, SettingsDep, StoreDep, TenantDep, check_
 from api.problems import PROBLEM_RESPONSES
 from api.schemas import MetricsPage
 from shared.errors import JobNotFound
+from shared.spec import MAX_EPOCHS
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
@@ -18,8 +19,12 @@ def job_metrics(
     store: StoreDep,
     tenant: TenantDep,
     settings: SettingsDep,
-    after_epoch: Annotated[int, Query(ge=0, description="Return only epochs after this one.")] = 0,
-    limit: Annotated[int | None, Query(ge=1, description="Most records to return (capped).")] = None,
+    after_epoch: Annotated[
+        int, Query(ge=0, le=MAX_EPOCHS, description="Return only epochs after this one.")
+    ] = 0,
+    limit: Annotated[
+        int | None, Query(ge=1, le=MAX_EPOCHS, description="Most records to return (capped).")
+    ] = None,
 ) -> Response:
     """The epoch records after `after_epoch`, oldest first; poll again with `last_epoch`."""
     check_job_id(job_id)

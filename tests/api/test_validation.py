@@ -65,7 +65,8 @@ def test_malformed_spec_is_a_422_naming_the_field(
 def test_invalid_json_is_a_422_not_a_500(client: httpx.Client) -> None:
     response = client.post("/v1/jobs", content=b"{not json", headers={"content-type": "application/json"})
     assert response.status_code == 422
-    assert response.json()["errors"][0]["location"] == "body"
+    (error,) = response.json()["errors"]
+    assert (error["location"], error["field"], error["type"]) == ("body", "body", "json_invalid")
 
 
 def test_a_body_that_is_not_an_object_is_a_422(client: httpx.Client) -> None:
@@ -98,8 +99,17 @@ def test_cancel_of_unknown_job_is_a_404(client: httpx.Client) -> None:
     assert client.post(f"/v1/jobs/{'f' * 24}/cancel").status_code == 404
 
 
-def test_negative_after_epoch_is_a_422(client: httpx.Client) -> None:
-    assert client.get(f"/v1/jobs/{'0' * 24}/metrics", params={"after_epoch": -1}).status_code == 422
+@pytest.mark.parametrize("after_epoch", ["-1", "9223372036854775807", "1e20", "two"])
+def test_an_after_epoch_out_of_range_is_a_422(client: httpx.Client, after_epoch: str) -> None:
+    response = client.get(f"/v1/jobs/{'0' * 24}/metrics", params={"after_epoch": after_epoch})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "after_epoch"
+
+
+def test_a_tag_key_given_twice_is_a_422(client: httpx.Client) -> None:
+    response = client.get("/v1/jobs", params=[("tag", "team:a"), ("tag", "team:b")])
+    assert response.status_code == 422
+    assert "once" in response.json()["errors"][0]["message"]
 
 
 def test_unknown_route_is_a_404_problem(client: httpx.Client) -> None:

@@ -71,6 +71,8 @@ def test_records_are_epochs_one_to_n_with_finite_values(
         assert record["samples_per_second"] > 0
         assert record["attempt"] == 1
         assert record["generalization_gap"] == pytest.approx(record["accuracy"] - record["val_accuracy"])
+        assert 0 < record["data_loss"] < record["loss"], "the loss includes the L2 penalty"
+        assert 0 < record["val_data_loss"] < record["val_loss"]
     assert page["records"][-1]["loss"] < page["records"][0]["loss"]
 
 
@@ -104,6 +106,7 @@ def test_early_stopping_ends_before_the_last_epoch(client: httpx.Client) -> None
     job = wait_until(client, job_id, "succeeded", "failed", "cancelled")
     assert (job["status"], job["stop_reason"]) == ("succeeded", "early_stopping")
     assert (job["result"]["best_epoch"], job["result"]["stopped_epoch"]) == (1, 2)
+    assert (job["best"]["epoch"], job["best"]["monitor"]) == (1, "loss")
     assert [r["epoch"] for r in records(client, job_id)["records"]] == [1, 2]
 
 
@@ -141,7 +144,7 @@ def test_augmentation_and_zca_train_end_to_end(client: httpx.Client) -> None:
         "zca_whitening": True,
         "zca_epsilon": 0.1,
     }
-    job_id = submit(client, tiny_spec(regularization={"augmentation": augmentation}))
+    job_id = submit(client, tiny_spec(name="zca/aug: 1", regularization={"augmentation": augmentation}))
     job = wait_until(client, job_id, "succeeded", "failed", "cancelled")
     assert job["status"] == "succeeded", job["error"]
     assert [r["epoch"] for r in records(client, job_id)["records"]] == [1, 2]
