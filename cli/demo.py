@@ -45,11 +45,11 @@ def follow(client: httpx.Client, job_id: str, console: Console, check: Callable[
     while True:
         response = _ok(client.get(f"/v1/jobs/{job_id}/metrics", params={"after_epoch": after_epoch}))
         page = MetricsPage.model_validate_json(response.text)
+        for record in page.records:
+            console.print(epoch_line(record), highlight=False, soft_wrap=True)
         if page.status != status:
             status = page.status
             console.print(f"  status: {status.value}")
-        for record in page.records:
-            console.print(epoch_line(record), highlight=False, soft_wrap=True)
         after_epoch = page.last_epoch
         if page.has_more:
             continue

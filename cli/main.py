@@ -6,6 +6,7 @@ import signal
 from types import FrameType
 from typing import Annotated, Any, get_args
 
+import httpx
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -23,8 +24,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# Paths and URLs must stay whole when the output goes to a file (where Rich assumes 80 columns).
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 HostOption = Annotated[str, typer.Option(help="Interface the API listens on.")]
 PortOption = Annotated[int, typer.Option(min=1, max=65535, help="Port the API listens on.")]
@@ -84,8 +86,8 @@ def demo_job(stack: Stack, body: dict[str, Any]) -> str | None:
     """Run the demo job and return its id; a failing request is reported, not fatal."""
     try:
         return run_demo(stack.api_url, body, console, stack.check_running).id
-    except DemoError as error:
-        err_console.print(f"[bold red]demo failed:[/] {error}", highlight=False)
+    except (DemoError, httpx.HTTPError, ValueError) as error:
+        err_console.print(f"[bold red]demo failed:[/] {error}", highlight=False, soft_wrap=True)
         return None
 
 

