@@ -7,9 +7,9 @@ from celery import Celery
 from fastapi import Depends, Path, Request
 
 from shared.errors import JobNotFound
-from shared.jobs import JobRecord
+from shared.jobs import JOB_ID_PATTERN, JobRecord
 from shared.settings import Settings
-from shared.store import JOB_ID_PATTERN, JobStore
+from shared.store import JobStore
 
 DEFAULT_TENANT = "default"
 _JOB_ID = re.compile(JOB_ID_PATTERN)

@@ -1,5 +1,8 @@
 """What a job is once submitted: its status, transitions, epoch records and result."""
 
+import secrets
+import threading
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Self
@@ -7,6 +10,26 @@ from typing import Self
 from pydantic import BaseModel, Field
 
 from shared.spec import JobSpec
+
+_last_id = [0, 0]  # (ms, random part) of this process's latest id
+_id_lock = threading.Lock()
+
+
+JOB_ID_PATTERN = r"^[0-9a-f]{24}$"
+"""What ``new_job_id`` makes; anything else names no job."""
+
+
+def new_job_id() -> str:
+    """A 24-hex-digit id: 12 digits of submission time in ms, then 12 random ones.
+
+    Ids sort by submission time, which the job list relies on; within one millisecond a
+    process counts up from its previous id so that its ids still sort in order.
+    """
+    with _id_lock:
+        ms, previous_ms = time.time_ns() // 1_000_000, _last_id[0]
+        random_part = _last_id[1] + 1 if ms <= previous_ms else secrets.randbits(47)
+        _last_id[:] = [max(ms, previous_ms), random_part]
+        return f"{_last_id[0]:012x}{random_part:012x}"
 
 
 class JobStatus(StrEnum):

@@ -34,6 +34,14 @@ class RedisKeys:
         """Sorted set like ``jobs_index``, of the jobs tagged ``key=value``."""
         return f"{self.prefix}:tenant:{tenant}:tag:{key}={value}"
 
+    def leases(self) -> str:
+        """Sorted set: ids of running jobs, scored by when their attempt's lease expires (epoch ms)."""
+        return f"{self.prefix}:leases"
+
+    def finished(self) -> str:
+        """Sorted set: ids of finished jobs, scored by when they finished (epoch ms)."""
+        return f"{self.prefix}:finished"
+
     def broker_prefix(self) -> str:
         """Prefix of Celery's own keys (queues, unacknowledged messages) on the broker."""
         return f"{self.prefix}:celery:"

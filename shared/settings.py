@@ -19,7 +19,10 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0", description="Redis for jobs, records and the Celery broker."
     )
     redis_connect_timeout_seconds: float = Field(2.0, gt=0, description="Redis connect timeout.")
-    redis_socket_timeout_seconds: float = Field(5.0, gt=0, description="Redis command timeout.")
+    redis_socket_timeout_seconds: float = Field(2.0, gt=0, description="Redis command timeout.")
+    redis_retry_seconds: float = Field(
+        300.0, gt=0, description="How long a worker retries Redis, with backoff, before giving up on a write."
+    )
     key_prefix: str = Field(
         "kj", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Prefix of every Redis key we own."
     )
@@ -40,6 +43,18 @@ class Settings(BaseSettings):
         0.5, gt=0, description="How often a training job looks for a cancel request."
     )
     worker_heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker reports itself alive.")
+    lease_seconds: float = Field(
+        30.0, gt=0, le=60, description="A running attempt's lease; it is renewed every third of it."
+    )
+    max_attempts: int = Field(
+        3, ge=1, le=100, description="Attempts a job gets when its workers are lost, before it fails."
+    )
+    cancel_grace_seconds: float = Field(
+        30.0, gt=0, description="How long a cancelled job may take to stop before its worker is terminated."
+    )
+    retention_seconds: int = Field(
+        30 * 24 * 3600, gt=0, description="How long a finished job, its records and its files are kept."
+    )
     metrics_page_limit: int = Field(1000, gt=0, description="Most epoch records one metrics request returns.")
 
     @property

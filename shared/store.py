@@ -1,11 +1,8 @@
 """JobStore: the only code that reads or writes job keys in Redis."""
 
 import json
-import secrets
-import threading
-import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
@@ -23,59 +20,8 @@ from shared.jobs import (
     utc_now,
 )
 from shared.keys import RedisKeys
+from shared.redis_codec import connect, decode, hset_json, strings
 from shared.settings import Settings
-
-_LIST_SCAN_FACTOR = 20  # ids read per requested item before a filtered page returns short
-
-
-_last_id = [0, 0]  # (ms, random part) of this process's latest id
-_id_lock = threading.Lock()
-
-
-JOB_ID_PATTERN = r"^[0-9a-f]{24}$"
-"""What ``new_job_id`` makes; anything else names no job."""
-
-
-def new_job_id() -> str:
-    """A 24-hex-digit id: 12 digits of submission time in ms, then 12 random ones.
-
-    Ids sort by submission time, which the job list relies on; within one millisecond a
-    process counts up from its previous id so that its ids still sort in order.
-    """
-    with _id_lock:
-        ms, previous_ms = time.time_ns() // 1_000_000, _last_id[0]
-        random_part = _last_id[1] + 1 if ms <= previous_ms else secrets.randbits(47)
-        _last_id[:] = [max(ms, previous_ms), random_part]
-        return f"{_last_id[0]:012x}{random_part:012x}"
-
-
-def connect(settings: Settings) -> Redis:
-    """A Redis client with the service's timeouts, so a dead Redis fails fast instead of hanging."""
-    return Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        socket_connect_timeout=settings.redis_connect_timeout_seconds,
-        socket_timeout=settings.redis_socket_timeout_seconds,
-        health_check_interval=30,
-    )
-
-
-def _encode(fields: Mapping[str, Any]) -> dict[str, str]:
-    return {name: json.dumps(value) for name, value in fields.items()}
-
-
-def _hset(pipe: Pipeline, key: str, fields: Mapping[str, Any]) -> None:
-    # redis-py's stubs want a Mapping keyed by a union that no plain dict[str, str] matches.
-    pipe.hset(key, mapping=cast(Any, _encode(fields)))
-
-
-def _strings(values: Any) -> list[str]:
-    """A reply of a client made with ``decode_responses=True``: str items, typed as such."""
-    return [str(value) for value in values]
-
-
-def _decode(raw: Mapping[str, str]) -> dict[str, Any]:
-    return {name: json.loads(value) for name, value in raw.items()}
 
 
 class JobStore:
@@ -94,7 +40,7 @@ class JobStore:
         """Store a new job with its first transition and add it to the list indexes."""
         fields = record.model_dump(mode="json", exclude={"transitions"})
         pipe = self.redis.pipeline(transaction=True)
-        _hset(pipe, self.keys.job(record.id), fields)
+        hset_json(pipe, self.keys.job(record.id), fields)
         for transition in record.transitions:
             pipe.rpush(self.keys.transitions(record.id), transition.model_dump_json())
         for index in self._indexes(record):
@@ -119,7 +65,7 @@ class JobStore:
     def _parse(job_id: str, raw: Any, transitions: Any) -> JobRecord:
         if not raw:
             raise JobNotFound(job_id)
-        return JobRecord.model_validate({**_decode(raw), "transitions": [json.loads(t) for t in transitions]})
+        return JobRecord.model_validate({**decode(raw), "transitions": [json.loads(t) for t in transitions]})
 
     def status(self, job_id: str) -> JobStatus:
         """Just the job's status: one small read, cheap enough to ask during training."""
@@ -184,7 +130,7 @@ class JobStore:
                         updates["best"] = best.model_dump()
                     pipe.multi()
                     pipe.rpush(epochs, record.model_dump_json())
-                    _hset(pipe, key, updates)
+                    hset_json(pipe, key, updates)
                     pipe.execute()
                     return True
                 except WatchError:
@@ -192,7 +138,7 @@ class JobStore:
 
     def epoch_records_json(self, job_id: str, after_epoch: int, limit: int) -> list[str]:
         """The stored JSON of epochs ``after_epoch + 1`` onwards, at most ``limit`` of them."""
-        return _strings(self.redis.lrange(self.keys.epochs(job_id), after_epoch, after_epoch + limit - 1))
+        return strings(self.redis.lrange(self.keys.epochs(job_id), after_epoch, after_epoch + limit - 1))
 
     def metrics_page(
         self, job_id: str, after_epoch: int, limit: int
@@ -209,61 +155,19 @@ class JobStore:
         (tenant, status), records, total = pipe.execute()
         if tenant is None:
             raise JobNotFound(job_id)
-        return json.loads(tenant), JobStatus(json.loads(status)), _strings(records), int(total)
+        return json.loads(tenant), JobStatus(json.loads(status)), strings(records), int(total)
 
     def epoch_records(self, job_id: str, after_epoch: int = 0, limit: int = 100_000) -> list[EpochRecord]:
         """Parsed epoch records after ``after_epoch``."""
         raw = self.epoch_records_json(job_id, after_epoch, limit)
         return [EpochRecord.model_validate_json(item) for item in raw]
 
-    def list_jobs(
-        self,
-        tenant: str,
-        *,
-        statuses: Sequence[JobStatus] = (),
-        tags: Mapping[str, str] | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-    ) -> tuple[list[JobRecord], str | None]:
-        """A page of the tenant's jobs, newest first, and the cursor of the next page (or None).
-
-        Reads one index (a tag's, a status's, or all jobs') from the cursor on and filters the
-        rest in memory; a page may come back short after a bounded scan, with a cursor to go on.
-        """
-        tags = dict(tags or {})
-        index = self._list_index(tenant, statuses, tags)
-        wanted, found, scanned = set(statuses), list[JobRecord](), 0
-        upper = f"({cursor}" if cursor else "+"
-        while len(found) < limit and scanned < limit * _LIST_SCAN_FACTOR:
-            ids = _strings(self.redis.zrevrangebylex(index, upper, "-", start=0, num=limit))
-            if not ids:
-                return found, None
-            scanned += len(ids)
-            for job_id, record in zip(ids, self._get_many(ids), strict=True):
-                upper = f"({job_id}"
-                if (
-                    record
-                    and (not wanted or record.status in wanted)
-                    and tags.items() <= record.spec.tags.items()
-                ):
-                    found.append(record)
-                    if len(found) == limit:
-                        break
-        return found, upper[1:]
-
-    def _list_index(self, tenant: str, statuses: Sequence[JobStatus], tags: Mapping[str, str]) -> str:
-        if tags:
-            key, value = next(iter(tags.items()))
-            return self.keys.tag_index(tenant, key, value)
-        if len(statuses) == 1:
-            return self.keys.status_index(tenant, statuses[0].value)
-        return self.keys.jobs_index(tenant)
-
-    def _get_many(self, job_ids: Iterable[str]) -> list[JobRecord | None]:
+    def get_many(self, job_ids: Iterable[str]) -> list[JobRecord | None]:
+        """The jobs of ``job_ids`` (without transitions), None for those that do not exist."""
         pipe = self.redis.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hgetall(self.keys.job(job_id))
-        return [JobRecord.model_validate(_decode(raw)) if raw else None for raw in pipe.execute()]
+        return [JobRecord.model_validate(decode(raw)) if raw else None for raw in pipe.execute()]
 
     def _indexes(self, record: JobRecord) -> list[str]:
         tenant = record.tenant
@@ -303,7 +207,7 @@ class JobStore:
         updates.update(fields)
         transition = Transition(status=to, at=now, attempt=attempt, reason=reason)
         pipe.multi()
-        _hset(pipe, self.keys.job(current.id), updates)
+        hset_json(pipe, self.keys.job(current.id), updates)
         pipe.rpush(self.keys.transitions(current.id), transition.model_dump_json())
         pipe.zrem(self.keys.status_index(current.tenant, current.status.value), current.id)
         pipe.zadd(self.keys.status_index(current.tenant, to.value), {current.id: 0})

@@ -17,9 +17,10 @@ import pytest
 from redis import Redis
 
 from shared.keys import RedisKeys
+from shared.redis_codec import connect
 from shared.registry import WorkerRegistry
 from shared.settings import Settings, get_settings
-from shared.store import JobStore, connect
+from shared.store import JobStore
 from tests.helpers import free_port, wait_for, write_learnable_dataset
 
 GIVEN_REDIS_URL = os.environ.get("REDIS_URL")

@@ -10,11 +10,12 @@ from api.problems import PROBLEM_RESPONSES
 from api.schemas import JobPage, JobSummary, JobView
 from shared import lifecycle
 from shared.errors import FieldError, ServiceUnavailable, SpecInvalid
-from shared.jobs import JobRecord, JobStatus, StopReason
+from shared.jobs import JOB_ID_PATTERN, JobRecord, JobStatus, StopReason, new_job_id
+from shared.listing import list_jobs as list_job_page
 from shared.queue import send_training
 from shared.settings import QueueName
 from shared.spec import JobSubmission
-from shared.store import JOB_ID_PATTERN, JobStore, new_job_id
+from shared.store import JobStore
 from shared.submission import resolve_submission
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
@@ -61,8 +62,8 @@ def list_jobs(
     ] = None,
 ) -> JobPage:
     """A page of jobs with the filters applied, and the cursor of the next page."""
-    records, next_cursor = store.list_jobs(
-        tenant, statuses=status, tags=parse_tags(tag), limit=limit, cursor=cursor
+    records, next_cursor = list_job_page(
+        store, tenant, statuses=status, tags=parse_tags(tag), limit=limit, cursor=cursor
     )
     return JobPage(items=[JobSummary.of(record) for record in records], next_cursor=next_cursor)
 

@@ -5,9 +5,10 @@ import json
 import pytest
 
 from shared.errors import InvalidTransition, JobNotFound, KerasJobsError, StaleAttempt
-from shared.jobs import EpochRecord, JobRecord, JobStatus, utc_now
+from shared.jobs import EpochRecord, JobRecord, JobStatus, new_job_id, utc_now
+from shared.listing import list_jobs
 from shared.spec import JobSpec
-from shared.store import JobStore, new_job_id
+from shared.store import JobStore
 
 
 def stored_job(store: JobStore, tenant: str = "t1", **spec: object) -> JobRecord:
@@ -105,9 +106,9 @@ def test_metrics_page_returns_only_newer_records(store: JobStore) -> None:
 
 def test_list_is_newest_first_with_cursor_pages(store: JobStore) -> None:
     ids = [stored_job(store).id for _ in range(5)]
-    page, cursor = store.list_jobs("t1", limit=2)
+    page, cursor = list_jobs(store, "t1", limit=2)
     assert [r.id for r in page] == ids[::-1][:2]
-    rest, end = store.list_jobs("t1", limit=10, cursor=cursor)
+    rest, end = list_jobs(store, "t1", limit=10, cursor=cursor)
     assert [r.id for r in rest] == ids[::-1][2:]
     assert end is None
 
@@ -117,7 +118,7 @@ def test_list_filters_by_status_tag_and_tenant(store: JobStore) -> None:
     other = stored_job(store, tags={"team": "audio"})
     stored_job(store, tenant="t2", tags={"team": "vision"})
     store.change_status(other.id, JobStatus.CANCELLED)
-    assert [r.id for r in store.list_jobs("t1", tags={"team": "vision"})[0]] == [vision.id]
-    assert [r.id for r in store.list_jobs("t1", statuses=[JobStatus.CANCELLED])[0]] == [other.id]
-    both = store.list_jobs("t1", statuses=[JobStatus.CANCELLED, JobStatus.QUEUED])[0]
+    assert [r.id for r in list_jobs(store, "t1", tags={"team": "vision"})[0]] == [vision.id]
+    assert [r.id for r in list_jobs(store, "t1", statuses=[JobStatus.CANCELLED])[0]] == [other.id]
+    both = list_jobs(store, "t1", statuses=[JobStatus.CANCELLED, JobStatus.QUEUED])[0]
     assert {r.id for r in both} == {vision.id, other.id}

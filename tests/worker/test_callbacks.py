@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from shared.errors import TrainingError
-from shared.jobs import JobRecord, JobStatus, StopReason
+from shared.jobs import JobRecord, JobStatus, StopReason, new_job_id
 from shared.spec import JobSpec
-from shared.store import JobStore, new_job_id
+from shared.store import JobStore
 from worker.callbacks import EpochRecorder, StopController
 
 
