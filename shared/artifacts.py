@@ -1,8 +1,14 @@
-"""Where a job's files live under ``ARTIFACTS_DIR``: derived from the job id alone."""
+"""Where a job's files live under ``ARTIFACTS_DIR``: derived from the job id alone.
 
+Each attempt writes its own model file, and the job's record names the attempt that finished
+it, so a stale attempt that wakes up can never replace the model a newer attempt made.
+"""
+
+import os
+import shutil
 from pathlib import Path
 
-MODEL_FILE = "model.keras"
+CHECKPOINT_MODEL_FILE = "model.keras"
 
 
 def job_dir(artifacts_dir: Path, job_id: str) -> Path:
@@ -10,6 +16,34 @@ def job_dir(artifacts_dir: Path, job_id: str) -> Path:
     return artifacts_dir / job_id
 
 
-def model_path(artifacts_dir: Path, job_id: str) -> Path:
-    """The trained model of a job (the best weights when early stopping restored them)."""
-    return job_dir(artifacts_dir, job_id) / MODEL_FILE
+def model_path(artifacts_dir: Path, job_id: str, attempt: int) -> Path:
+    """The trained model of one attempt (the best weights when early stopping restored them)."""
+    return job_dir(artifacts_dir, job_id) / f"model.attempt-{attempt}.keras"
+
+
+def checkpoints_dir(artifacts_dir: Path, job_id: str) -> Path:
+    """The folder of a job's epoch checkpoints, deleted when the job ends."""
+    return job_dir(artifacts_dir, job_id) / "checkpoints"
+
+
+def checkpoint_dir(artifacts_dir: Path, job_id: str, attempt: int, epoch: int) -> Path:
+    """The checkpoint that ``attempt`` wrote at the end of ``epoch``."""
+    return checkpoints_dir(artifacts_dir, job_id) / f"attempt-{attempt}-epoch-{epoch:04d}"
+
+
+def promote_checkpoint(artifacts_dir: Path, job_id: str, attempt: int, epoch: int, into_attempt: int) -> bool:
+    """Make the checkpoint of ``epoch`` the model of ``into_attempt`` (for a job that ended
+    without its worker); whether that checkpoint was there."""
+    source = checkpoint_dir(artifacts_dir, job_id, attempt, epoch) / CHECKPOINT_MODEL_FILE
+    if not source.is_file():
+        return False
+    target = model_path(artifacts_dir, job_id, into_attempt)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    shutil.copyfile(source, partial)
+    partial.replace(target)
+    return True
+
+
+def clear_checkpoints(artifacts_dir: Path, job_id: str) -> None:
+    """Delete a finished job's checkpoints; its model stays."""
+    shutil.rmtree(checkpoints_dir(artifacts_dir, job_id), ignore_errors=True)

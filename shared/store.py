@@ -1,8 +1,8 @@
 """JobStore: the only code that reads or writes job keys in Redis."""
 
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from redis import Redis
 from redis.client import Pipeline
@@ -23,18 +23,21 @@ from shared.keys import RedisKeys
 from shared.redis_codec import connect, decode, hset_json, strings
 from shared.settings import Settings
 
+T = TypeVar("T")
+
 
 class JobStore:
     """Jobs, their transitions and epoch records, and the indexes the job list reads."""
 
-    def __init__(self, redis: Redis, keys: RedisKeys) -> None:
+    def __init__(self, redis: Redis, keys: RedisKeys, retention_seconds: int = 30 * 24 * 3600) -> None:
         self.redis = redis
         self.keys = keys
+        self.retention_seconds = retention_seconds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "JobStore":
         """A store on the Redis and key prefix the settings name."""
-        return cls(connect(settings), RedisKeys(settings.key_prefix))
+        return cls(connect(settings), RedisKeys(settings.key_prefix), settings.retention_seconds)
 
     def create(self, record: JobRecord) -> None:
         """Store a new job with its first transition and add it to the list indexes."""
@@ -90,19 +93,25 @@ class JobStore:
         still the job's current one. ``new_attempt`` starts the next attempt. A change the current
         status does not allow raises ``InvalidTransition``.
         """
-        key = self.keys.job(job_id)
+
+        def step(pipe: Pipeline, current: JobRecord) -> JobRecord:
+            check_fence(job_id, current.attempt, attempt)
+            if to not in NEXT_STATUSES[current.status]:
+                raise InvalidTransition(f"job {job_id} is {current.status.value}, not {to.value}-able")
+            number = current.attempt + (1 if new_attempt else 0)
+            return self.write_transition(pipe, current, to, number, reason, fields or {})
+
+        return self.transact(job_id, step)
+
+    def transact(self, job_id: str, step: Callable[[Pipeline, JobRecord], T], *also_watch: str) -> T:
+        """Run ``step`` on the job as it is now, atomically: it reads through the pipeline, then
+        queues its writes after ``pipe.multi()``. A concurrent write to the job (or to
+        ``also_watch``) makes it start over with what changed."""
         with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(key)  # type: ignore[no-untyped-call]
-                    current = self._load(pipe, job_id)
-                    self._check_fence(job_id, current.attempt, attempt)
-                    if to not in NEXT_STATUSES[current.status]:
-                        raise InvalidTransition(
-                            f"job {job_id} is {current.status.value}, not {to.value}-able"
-                        )
-                    number = current.attempt + (1 if new_attempt else 0)
-                    return self._write_transition(pipe, current, to, number, reason, fields or {})
+                    pipe.watch(self.keys.job(job_id), *also_watch)  # type: ignore[no-untyped-call]
+                    return step(pipe, self._load(pipe, job_id))
                 except WatchError:
                     continue
 
@@ -118,7 +127,7 @@ class JobStore:
                 try:
                     pipe.watch(key, epochs)  # type: ignore[no-untyped-call]
                     current = self._read_fields(pipe, job_id, "attempt", "progress")
-                    self._check_fence(job_id, current["attempt"], record.attempt)
+                    check_fence(job_id, current["attempt"], record.attempt)
                     recorded = int(pipe.llen(epochs))
                     if recorded >= record.epoch:
                         return False
@@ -184,12 +193,7 @@ class JobStore:
             raise JobNotFound(job_id)
         return {name: json.loads(str(value)) for name, value in zip(names, values, strict=True)}
 
-    @staticmethod
-    def _check_fence(job_id: str, current: int, attempt: int | None) -> None:
-        if attempt is not None and current != attempt:
-            raise StaleAttempt(f"job {job_id}: attempt {attempt} replaced by {current}")
-
-    def _write_transition(
+    def write_transition(
         self,
         pipe: Pipeline,
         current: JobRecord,
@@ -197,7 +201,13 @@ class JobStore:
         attempt: int,
         reason: str | None,
         fields: Mapping[str, Any],
+        lease_seconds: float | None = None,
     ) -> JobRecord:
+        """Queue, after ``pipe.multi()``, the writes of a status change, and return the new record.
+
+        A running job holds a lease until ``lease_seconds`` from now; a finished one is scheduled
+        for deletion after the retention time.
+        """
         now = utc_now()
         updates: dict[str, Any] = {"status": to.value, "attempt": attempt, "updated_at": now.isoformat()}
         if to is JobStatus.RUNNING:
@@ -211,7 +221,50 @@ class JobStore:
         pipe.rpush(self.keys.transitions(current.id), transition.model_dump_json())
         pipe.zrem(self.keys.status_index(current.tenant, current.status.value), current.id)
         pipe.zadd(self.keys.status_index(current.tenant, to.value), {current.id: 0})
+        if to is JobStatus.RUNNING and lease_seconds is not None:
+            pipe.zadd(self.keys.leases(), {current.id: epoch_ms(now.timestamp() + lease_seconds)})
+        elif to is JobStatus.QUEUED or to.is_terminal():
+            pipe.zrem(self.keys.leases(), current.id)
+        if to.is_terminal():
+            self._schedule_deletion(pipe, current.id, now.timestamp())
         pipe.execute()
         written = {**current.model_dump(mode="json"), **updates}
         written["transitions"].append(transition.model_dump(mode="json"))
         return JobRecord.model_validate(written)
+
+    def _schedule_deletion(self, pipe: Pipeline, job_id: str, finished: float) -> None:
+        # The retention sweep deletes the job and its files; expiry is the safety net, a day later.
+        pipe.zadd(self.keys.finished(), {job_id: epoch_ms(finished)})
+        for key in (self.keys.job(job_id), self.keys.transitions(job_id), self.keys.epochs(job_id)):
+            pipe.expire(key, self.retention_seconds + 86_400)
+
+    def finished_before(self, cutoff: float, limit: int = 100) -> list[str]:
+        """Ids of jobs that finished before ``cutoff`` (a Unix time), oldest first."""
+        return strings(
+            self.redis.zrangebyscore(self.keys.finished(), "-inf", epoch_ms(cutoff), start=0, num=limit)
+        )
+
+    def purge(self, job_id: str) -> None:
+        """Delete a job: its keys and its entries in every index."""
+        try:
+            record: JobRecord | None = self.get(job_id)
+        except JobNotFound:
+            record = None
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.keys.job(job_id), self.keys.transitions(job_id), self.keys.epochs(job_id))
+        for index in self._indexes(record) if record else []:
+            pipe.zrem(index, job_id)
+        pipe.zrem(self.keys.finished(), job_id)
+        pipe.zrem(self.keys.leases(), job_id)
+        pipe.execute()
+
+
+def check_fence(job_id: str, current: int, attempt: int | None) -> None:
+    """Refuse a write of ``attempt`` once the job's current attempt is another."""
+    if attempt is not None and current != attempt:
+        raise StaleAttempt(f"job {job_id}: attempt {attempt} replaced by {current}")
+
+
+def epoch_ms(seconds: float) -> int:
+    """A Unix time in whole milliseconds, the scores of the time-ordered sets."""
+    return int(seconds * 1000)

@@ -1,15 +1,21 @@
-"""Keras callbacks of a training job, one concern each: stopping on request, recording epochs."""
+"""Keras callbacks of a training job, one concern each: stopping, early stopping, recording.
+
+The recorder also commits each epoch's checkpoint (see ``worker.checkpoints``).
+"""
 
 import logging
 import math
+import threading
 import time
 from typing import Any
 
 import keras
 
-from shared.errors import TrainingError
+from shared.errors import StaleAttempt, TrainingError
 from shared.jobs import BestEpoch, EpochRecord, JobStatus, StopReason, utc_now
 from shared.store import JobStore
+from worker.checkpoints import Checkpoint, Checkpointer
+from worker.retry import with_retries
 
 log = logging.getLogger(__name__)
 
@@ -17,27 +23,41 @@ _STOP_STATUSES = frozenset({JobStatus.CANCELLING, JobStatus.CANCELLED})
 
 
 class StopController(keras.callbacks.Callback):  # type: ignore[misc]
-    """Stops training at a batch end on a cancel request or when the runtime limit passes.
+    """Stops training at a batch end on a cancel request or when the runtime limit passes, and
+    abandons it when the attempt has lost its lease to a newer one.
 
     The cancel request is read from Redis at most every ``check_seconds``, not on every batch;
-    the deadline costs only a clock read.
+    the deadline and the lease cost a clock read and a flag.
     """
 
     def __init__(
-        self, store: JobStore, job_id: str, max_runtime_seconds: float, check_seconds: float
+        self,
+        store: JobStore,
+        job_id: str,
+        max_runtime_seconds: float,
+        check_seconds: float,
+        elapsed_before: float = 0.0,
     ) -> None:
         super().__init__()
         self.store, self.job_id = store, job_id
         self.max_runtime_seconds, self.check_seconds = max_runtime_seconds, check_seconds
+        self.elapsed_before = elapsed_before
+        self.lease_lost = threading.Event()  # set by the lease keeper's thread
         self.reason: StopReason | None = None
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        now = time.monotonic()
+        self._started = time.monotonic()
         self.reason = None
-        self._deadline = now + self.max_runtime_seconds
-        self._next_check = now + self.check_seconds
+        self._deadline = self._started + self.max_runtime_seconds - self.elapsed_before
+        self._next_check = self._started + self.check_seconds
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, earlier attempts included: what the runtime limit counts."""
+        return self.elapsed_before + time.monotonic() - self._started
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.lease_lost.is_set():
+            raise StaleAttempt(f"job {self.job_id}: this attempt lost its lease; another one goes on")
         now = time.monotonic()
         if now >= self._deadline:
             self._stop(StopReason.MAX_RUNTIME)
@@ -61,19 +81,36 @@ class StopController(keras.callbacks.Callback):  # type: ignore[misc]
 
 
 class GuardedEarlyStopping(keras.callbacks.EarlyStopping):  # type: ignore[misc]
-    """Keras's early stopping, blind to an epoch that the stop controller cut short.
+    """Keras's early stopping, blind to an epoch that the stop controller cut short, and able
+    to carry its state (wait, best, best epoch, best weights) across attempts.
 
-    Keras still validates and ends such an epoch; judging it could make an unrecorded epoch
+    Keras still validates and ends a cut-short epoch; judging it could make an unrecorded epoch
     the best one, and restore its weights.
     """
 
     def __init__(self, controller: StopController, **options: Any) -> None:
         super().__init__(**options)
         self.controller = controller
+        self._resume: tuple[dict[str, Any], list[Any] | None] | None = None
+
+    def resume_from(self, state: dict[str, Any], best_weights: list[Any] | None) -> None:
+        """Continue from a checkpoint's state rather than afresh."""
+        self._resume = (state, best_weights)
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        super().on_train_begin(logs)
+        if self._resume is not None:
+            state, self.best_weights = self._resume
+            self.wait, self.best, self.best_epoch = state["wait"], state["best"], state["best_epoch"]
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.controller.reason is None:
             super().on_epoch_end(epoch, logs)
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps (the best weights go beside it, as arrays)."""
+        best = None if self.best is None else float(self.best)
+        return {"wait": int(self.wait), "best": best, "best_epoch": int(self.best_epoch)}
 
     def best_so_far(self) -> BestEpoch | None:
         """The best epoch as early stopping judges it (with its min_delta and start epoch)."""
@@ -83,10 +120,12 @@ class GuardedEarlyStopping(keras.callbacks.EarlyStopping):  # type: ignore[misc]
 
 
 class EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]
-    """Appends one record per finished epoch to the job, with the best epoch so far.
+    """Commits each finished epoch: its checkpoint, then its record with the best epoch so far.
 
-    An epoch cut short by the stop controller is not recorded: its numbers would mislead. With
-    early stopping, its judgement of the best epoch is the one recorded.
+    An epoch cut short by the stop controller is neither recorded nor checkpointed: its numbers
+    would mislead. With early stopping, its judgement of the best epoch is the one recorded.
+    Redis outages are ridden out with retries; a write refused because a newer attempt owns
+    the job ends this attempt (``StaleAttempt``).
     """
 
     def __init__(
@@ -95,20 +134,23 @@ class EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         job_id: str,
         attempt: int,
         controller: StopController,
+        checkpointer: Checkpointer,
+        stopping: GuardedEarlyStopping | None,
+        *,
         train_samples: int,
-        monitor: str,
-        mode: str,
-        stopping: GuardedEarlyStopping | None = None,
+        monitor: tuple[str, str],
+        retry_seconds: float,
+        resumed: tuple[int, BestEpoch | None] = (0, None),
     ) -> None:
         super().__init__()
         self.store, self.job_id, self.attempt = store, job_id, attempt
-        self.controller, self.train_samples = controller, train_samples
-        self.monitor, self.mode, self.stopping = monitor, mode, stopping
-        self.best: BestEpoch | None = None
-        self.last_epoch = 0
+        self.controller, self.checkpointer, self.stopping = controller, checkpointer, stopping
+        self.train_samples, self.retry_seconds = train_samples, retry_seconds
+        (self.monitor, self.mode), self.resumed = monitor, resumed
+        self.last_epoch, self.best = resumed
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.best, self.last_epoch = None, 0
+        self.last_epoch, self.best = self.resumed
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._started = time.perf_counter()
@@ -124,9 +166,22 @@ class EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]
             return
         record = self._record(epoch + 1, logs or {}, time.perf_counter() - self._started)
         self._track_best(record)
-        # A StaleAttempt from here ends this attempt's training: a newer attempt owns the job.
-        self.store.append_epoch(self.job_id, record, self.best)
+        self.checkpointer.save(record.epoch, self._checkpoint())
+        with_retries(
+            lambda: self.store.append_epoch(self.job_id, record, self.best),
+            f"job {self.job_id}: recording epoch {record.epoch}",
+            self.retry_seconds,
+        )
+        self.checkpointer.prune(record.epoch)
         self.last_epoch = record.epoch
+
+    def _checkpoint(self) -> Checkpoint:
+        state: dict[str, Any] = {"elapsed_seconds": self.controller.elapsed()}
+        best_weights = None
+        if self.stopping is not None:
+            state["early_stopping"] = self.stopping.state()
+            best_weights = self.stopping.best_weights
+        return Checkpoint(self.model, state, best_weights)
 
     def _record(self, epoch: int, logs: dict[str, Any], seconds: float) -> EpochRecord:
         values = {name: float(value) for name, value in logs.items()}

@@ -13,11 +13,13 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
+from shared.attempts import AttemptStore
 from shared.queue import create_celery_app
 from shared.registry import WorkerRegistry
 from shared.settings import get_settings
 from shared.store import JobStore
 from worker.heartbeat import Heartbeat
+from worker.reaper import Reaper
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +38,10 @@ app = create_worker_app()
 
 
 @lru_cache
-def get_store() -> JobStore:
-    """This process's job store."""
-    return JobStore.from_settings(get_settings())
+def get_attempts() -> AttemptStore:
+    """This process's job store, with the lease settings."""
+    settings = get_settings()
+    return AttemptStore(JobStore.from_settings(settings), settings.lease_seconds, settings.max_attempts)
 
 
 _heartbeat: list[Heartbeat] = []
@@ -67,9 +70,12 @@ def _load_trainer(**_: Any) -> None:
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     settings = get_settings()
     queues = sorted(queue.name for queue in sender.app.amqp.queues.consume_from.values())
-    store = get_store()
-    registry = WorkerRegistry(store.redis, store.keys)
-    heartbeat = Heartbeat(registry, sender.hostname, queues, settings.worker_heartbeat_seconds)
+    attempts = get_attempts()
+    registry = WorkerRegistry(attempts.store.redis, attempts.store.keys)
+    reaper = Reaper(attempts, sender.app, settings)
+    heartbeat = Heartbeat(
+        registry, sender.hostname, queues, settings.worker_heartbeat_seconds, [reaper.run_once]
+    )
     heartbeat.set_device(trainer_device())
     heartbeat.start()
     _heartbeat.append(heartbeat)

@@ -4,6 +4,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 
 from shared.registry import WorkerInfo, WorkerRegistry
 
@@ -11,10 +12,18 @@ log = logging.getLogger(__name__)
 
 
 class Heartbeat:
-    """Reports the worker alive every ``interval`` seconds; a missed beat is logged, not fatal."""
+    """Reports the worker alive every ``interval`` seconds, then runs ``chores`` (the reaper);
+    a missed beat or a failed chore is logged, not fatal."""
 
-    def __init__(self, registry: WorkerRegistry, name: str, queues: list[str], interval: float) -> None:
-        self.registry, self.interval = registry, interval
+    def __init__(
+        self,
+        registry: WorkerRegistry,
+        name: str,
+        queues: list[str],
+        interval: float,
+        chores: Sequence[Callable[[], None]] = (),
+    ) -> None:
+        self.registry, self.interval, self.chores = registry, interval, chores
         self.name, self.queues, self.started_at = name, queues, time.time()
         self.device: str = "cpu"
         self.current_job: str | None = None
@@ -71,3 +80,10 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stopped.wait(self.interval):
             self.beat()
+            for chore in self.chores:
+                try:
+                    chore()
+                except Exception as exc:
+                    log.warning(
+                        "%s failed: %s: %s", getattr(chore, "__qualname__", chore), type(exc).__name__, exc
+                    )

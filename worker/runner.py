@@ -1,19 +1,27 @@
-"""One job's life on a worker: claim it, train it, and record how it ended.
+"""One attempt of a job on a worker: claim it, train it under its lease, record how it ended.
 
 Keras is imported only when a job is actually trained (``worker.training``), never at
 import time, so the Celery parent process that forks pool children stays free of it.
 """
 
 import logging
+import os
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from shared.errors import InvalidTransition, JobNotFound, StaleAttempt, TrainingError
+from shared.artifacts import clear_checkpoints
+from shared.attempts import AttemptStore
+from shared.errors import InvalidTransition, JobNotFound, KerasJobsError, StaleAttempt, TrainingError
 from shared.jobs import JobErrorInfo, JobRecord, JobStatus, StopReason
 from shared.settings import Settings
-from shared.store import JobStore
+from worker.lease import LeaseKeeper
+from worker.reaper import keep_last_checkpoint
+from worker.retry import with_retries
 
 log = logging.getLogger(__name__)
+
+EXIT_OVERDUE = 70  # the process ends itself: a cancelled job would not stop
 
 
 @dataclass
@@ -26,39 +34,34 @@ class Ending:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-def run_job(job_id: str, store: JobStore, settings: Settings) -> None:
-    """Train job ``job_id`` if it is still queued; every outcome ends in a terminal status."""
-    record = claim(job_id, store)
+def run_job(job_id: str, attempts: AttemptStore, settings: Settings) -> None:
+    """Run the next attempt of job ``job_id``, if it has one to run; every outcome is recorded."""
+    claim = partial(attempts.claim, job_id)
+    record = with_retries(claim, f"job {job_id}: claim", settings.redis_retry_seconds)
     if record is None:
+        log.info("job %s: nothing to run (ended, or another attempt holds its lease)", job_id)
         return
-    log.info("job %s: attempt %d started", job_id, record.attempt)
+    log.info("job %s: attempt %d started (%s)", job_id, record.attempt, record.transitions[-1].reason)
+    overdue = partial(end_overdue, record, attempts, settings)
     try:
-        ending = train(record, store, settings)
+        # The lease is kept until the ending is recorded, retries through a Redis outage included.
+        with LeaseKeeper(attempts, job_id, record.attempt, settings.cancel_grace_seconds, overdue) as lease:
+            ending = train(record, attempts, settings, lease)
+            finish = partial(record_ending, job_id, record.attempt, ending, attempts)
+            with_retries(finish, f"job {job_id}: finish", settings.redis_retry_seconds)
     except StaleAttempt as exc:
         log.warning("job %s: attempt %d replaced, stopping: %s", job_id, record.attempt, exc)
         return
-    finish(job_id, record.attempt, ending, store)
+    clear_checkpoints(settings.artifacts_dir, job_id)
 
 
-def claim(job_id: str, store: JobStore) -> JobRecord | None:
-    """Start the job's next attempt, or None when there is nothing to run."""
-    try:
-        return store.change_status(
-            job_id, JobStatus.RUNNING, new_attempt=True, reason="picked up by a worker"
-        )
-    except JobNotFound:
-        log.warning("job %s: no such job, message dropped", job_id)
-    except InvalidTransition as exc:
-        log.info("job %s: not started: %s", job_id, exc)
-    return None
-
-
-def train(record: JobRecord, store: JobStore, settings: Settings) -> Ending:
-    """Train the job and describe how it ended; failures become a readable error."""
+def train(record: JobRecord, attempts: AttemptStore, settings: Settings, lease: LeaseKeeper) -> Ending:
+    """Train the attempt and describe how it ended; failures become a readable error."""
     try:
         from worker import training
 
-        outcome = training.train(record.id, record.attempt, record.spec, store, settings)
+        attempt = training.start(record, attempts.store, settings)
+        outcome = training.train(attempt, attempts.store, settings, lease.lost)
     except TrainingError as exc:
         return failed(record.id, "training_error", str(exc))
     except (StaleAttempt, JobNotFound):
@@ -83,8 +86,9 @@ def failed(job_id: str, error_type: str, message: str) -> Ending:
     return Ending(JobStatus.FAILED, StopReason.ERROR, message, {"stop_reason": "error", "error": error})
 
 
-def finish(job_id: str, attempt: int, ending: Ending, store: JobStore) -> None:
+def record_ending(job_id: str, attempt: int, ending: Ending, attempts: AttemptStore) -> None:
     """Record the ending; a job cancelled meanwhile ends ``cancelled``, keeping what it made."""
+    store = attempts.store
     try:
         store.change_status(
             job_id, ending.status, attempt=attempt, reason=ending.reason, fields=ending.fields
@@ -97,3 +101,29 @@ def finish(job_id: str, attempt: int, ending: Ending, store: JobStore) -> None:
     log.info(
         "job %s: attempt %d ended %s (%s)", job_id, attempt, ending.status.value, ending.stop_reason.value
     )
+
+
+def end_overdue(record: JobRecord, attempts: AttemptStore, settings: Settings) -> None:
+    """End a job whose training ignores its cancel request, then this process with it.
+
+    Training may be stuck inside a step that never returns; only ending the process frees the
+    worker (Celery's pool, or the service manager, starts a new one). The job keeps its last
+    checkpoint as its model.
+    """
+    store = attempts.store
+    try:
+        current = store.get(record.id)
+        kept = keep_last_checkpoint(store, settings.artifacts_dir, current)
+        fields = {"stop_reason": StopReason.CANCELLED.value, "has_model": kept}
+        reason = (
+            f"cancel not honoured within {settings.cancel_grace_seconds:.0f} s; its worker was terminated"
+        )
+        store.change_status(
+            record.id, JobStatus.CANCELLED, attempt=record.attempt, reason=reason, fields=fields
+        )
+        clear_checkpoints(settings.artifacts_dir, record.id)
+    except (KerasJobsError, OSError) as exc:
+        log.error("job %s: could not record the cancellation: %s", record.id, exc)
+    finally:
+        log.error("job %s: terminating this worker process (pid %d)", record.id, os.getpid())
+        os._exit(EXIT_OVERDUE)

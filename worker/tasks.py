@@ -2,7 +2,7 @@
 
 from shared.queue import TRAIN_TASK
 from shared.settings import get_settings
-from worker.celery_app import app, current_heartbeat, get_store
+from worker.celery_app import app, current_heartbeat, get_attempts
 from worker.runner import run_job
 
 
@@ -14,7 +14,7 @@ def train(job_id: str) -> None:
     if heartbeat is not None:
         heartbeat.set_job(job_id)
     try:
-        run_job(job_id, get_store(), get_settings())
+        run_job(job_id, get_attempts(), get_settings())
     finally:
         if heartbeat is not None:
             heartbeat.set_job(None)

@@ -25,7 +25,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES
 )
 def download_model(job: JobDep, settings: SettingsDep) -> FileResponse:
     """The saved model (the best epoch's weights when early stopping restored them)."""
-    path = model_path(settings.artifacts_dir, job.id)
+    path = model_path(settings.artifacts_dir, job.id, job.attempt)
     if not job.has_model or not path.is_file():
         raise Conflict(f"job {job.id} has no model yet (it is {job.status.value})")
     return FileResponse(path, media_type="application/octet-stream", filename=f"{job.id}.keras")

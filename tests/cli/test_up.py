@@ -205,7 +205,7 @@ def test_up_runs_the_demo_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) ->
         )
         assert result, outcome
         assert float(result.group(1)) > 0.5, "the learnable dataset should be learnt"
-        assert (state / "artifacts" / job_id / "model.keras").is_file()
+        assert (state / "artifacts" / job_id / "model.attempt-1.keras").is_file()
         assert f'  curl -s "{api_url}/v1/jobs/{job_id}"' in lines
 
         readiness = httpx.get(f"{api_url}/readyz", timeout=10)

@@ -1,5 +1,7 @@
 """The training callbacks on a real tiny model and a real store."""
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from shared.jobs import JobRecord, JobStatus, StopReason, new_job_id
 from shared.spec import JobSpec
 from shared.store import JobStore
 from worker.callbacks import EpochRecorder, StopController
+from worker.checkpoints import Checkpointer, load_checkpoint
 
 
 def running_job(store: JobStore) -> str:
@@ -24,16 +27,29 @@ def tiny_model() -> keras.Model:
     return model
 
 
+def make_recorder(
+    store: JobStore,
+    job_id: str,
+    controller: StopController,
+    folder: Path,
+    monitor: tuple[str, str] = ("val_accuracy", "max"),
+) -> EpochRecorder:
+    checkpointer = Checkpointer(folder, job_id, 1)
+    return EpochRecorder(
+        store, job_id, 1, controller, checkpointer, None, train_samples=64, monitor=monitor, retry_seconds=5
+    )
+
+
 def fit(model: keras.Model, callbacks: list[keras.callbacks.Callback], epochs: int = 2) -> None:
     x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
     y = np.arange(64) % 3
     model.fit(x, y, batch_size=8, epochs=epochs, validation_data=(x, y), callbacks=callbacks, verbose=0)
 
 
-def test_a_non_finite_loss_fails_training_with_a_readable_error(store: JobStore) -> None:
+def test_a_non_finite_loss_fails_training_with_a_readable_error(store: JobStore, tmp_path: Path) -> None:
     job_id = running_job(store)
     controller = StopController(store, job_id, max_runtime_seconds=3600, check_seconds=60)
-    recorder = EpochRecorder(store, job_id, 1, controller, 64, "val_accuracy", "max")
+    recorder = make_recorder(store, job_id, controller, tmp_path)
     recorder.set_model(tiny_model())
     recorder.on_epoch_begin(0)
     with pytest.raises(TrainingError, match="loss became nan in epoch 1"):
@@ -41,11 +57,11 @@ def test_a_non_finite_loss_fails_training_with_a_readable_error(store: JobStore)
     assert store.epoch_records(job_id) == []
 
 
-def test_a_cancel_request_stops_training_and_leaves_no_partial_epoch(store: JobStore) -> None:
+def test_a_cancel_request_stops_training_and_leaves_no_partial_epoch(store: JobStore, tmp_path: Path) -> None:
     job_id = running_job(store)
     store.change_status(job_id, JobStatus.CANCELLING)
     controller = StopController(store, job_id, max_runtime_seconds=3600, check_seconds=0)
-    recorder = EpochRecorder(store, job_id, 1, controller, 64, "val_accuracy", "max")
+    recorder = make_recorder(store, job_id, controller, tmp_path)
     fit(tiny_model(), [controller, recorder], epochs=5)
     assert controller.reason is StopReason.CANCELLED
     assert store.epoch_records(job_id) == []
@@ -58,10 +74,10 @@ def test_the_runtime_limit_stops_training(store: JobStore) -> None:
     assert controller.reason is StopReason.MAX_RUNTIME
 
 
-def test_every_epoch_is_recorded_with_the_best_so_far(store: JobStore) -> None:
+def test_every_epoch_is_recorded_with_the_best_so_far(store: JobStore, tmp_path: Path) -> None:
     job_id = running_job(store)
     controller = StopController(store, job_id, max_runtime_seconds=3600, check_seconds=60)
-    recorder = EpochRecorder(store, job_id, 1, controller, 64, "val_loss", "min")
+    recorder = make_recorder(store, job_id, controller, tmp_path, monitor=("val_loss", "min"))
     fit(tiny_model(), [controller, recorder], epochs=3)
     records = store.epoch_records(job_id)
     assert [r.epoch for r in records] == [1, 2, 3]
@@ -70,3 +86,8 @@ def test_every_epoch_is_recorded_with_the_best_so_far(store: JobStore) -> None:
     assert job.best is not None
     assert (job.best.epoch, job.best.monitor, job.best.value) == (best.epoch, "val_loss", best.val_loss)
     assert recorder.last_epoch == 3
+    kept = sorted(path.name for path in (tmp_path / job_id / "checkpoints").iterdir())
+    assert kept == ["attempt-1-epoch-0003"], "older checkpoints are pruned once the next one is committed"
+    checkpoint = load_checkpoint(tmp_path, job_id, 1, 3)
+    assert checkpoint.state["elapsed_seconds"] > 0
+    assert checkpoint.model.optimizer.iterations.numpy() == 3 * 8

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from shared.spec import JobSpec
+from worker.checkpoints import save_model
 from worker.data import fit_zca
-from worker.training import build_model, monitored, save_model
+from worker.model import build_model
+from worker.training import monitored
 
 
 def spec_of(**fields: Any) -> JobSpec:

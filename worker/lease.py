@@ -1,0 +1,75 @@
+"""Keeping a running attempt's lease, in a background thread of the process that trains it."""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from shared.attempts import AttemptStore
+from shared.errors import StaleAttempt
+from shared.jobs import JobStatus
+
+log = logging.getLogger(__name__)
+
+
+class LeaseKeeper:
+    """Renews the lease every third of its length while the attempt trains.
+
+    It also watches for what training cannot see for itself: a lease lost to a newer attempt
+    (``lost`` is set, and training stops at its next batch), and a cancel request not honoured
+    within ``grace_seconds`` (``on_overdue`` is called, which ends the process).
+    """
+
+    def __init__(
+        self,
+        attempts: AttemptStore,
+        job_id: str,
+        attempt: int,
+        grace_seconds: float,
+        on_overdue: Callable[[], None],
+    ) -> None:
+        self.attempts, self.job_id, self.attempt = attempts, job_id, attempt
+        self.grace_seconds, self.on_overdue = grace_seconds, on_overdue
+        self.lost = threading.Event()
+        self._stopped = threading.Event()
+        self._cancel_seen: float | None = None
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
+
+    def __enter__(self) -> "LeaseKeeper":
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.attempts.lease_seconds / 3):
+            self.tick()
+
+    def tick(self) -> None:
+        """Renew once, and act on what the renewal saw."""
+        try:
+            status = self.attempts.renew(self.job_id, self.attempt)
+        except StaleAttempt as exc:
+            log.warning("job %s: %s", self.job_id, exc)
+            self.lost.set()
+            self._stopped.set()
+            return
+        except Exception as exc:  # Redis away: the next tick tries again
+            log.warning("job %s: lease renewal failed: %s", self.job_id, exc)
+            return
+        self._watch_cancel(status)
+
+    def _watch_cancel(self, status: JobStatus) -> None:
+        if status is not JobStatus.CANCELLING:
+            return
+        now = time.monotonic()
+        self._cancel_seen = self._cancel_seen or now
+        if now - self._cancel_seen > self.grace_seconds:
+            log.error("job %s: cancel not honoured within %.0f s", self.job_id, self.grace_seconds)
+            self._stopped.set()
+            self.on_overdue()

@@ -1,0 +1,119 @@
+"""The Keras network a spec describes, with its regularization, and its optimizer.
+
+Backend-agnostic Keras 3 only (``keras.layers``, ``keras.ops``); imported only by the process
+that trains.
+"""
+
+from typing import Any
+
+import keras
+
+from shared.spec import IMAGE_SHAPE, INPUT_UNITS, NUM_CLASSES, JobSpec, LayerSpec, RegularizationSpec
+
+
+def _regularizer(l1: float, l2: float) -> keras.regularizers.Regularizer | None:
+    if l1 and l2:
+        return keras.regularizers.L1L2(l1=l1, l2=l2)
+    if l1:
+        return keras.regularizers.L1(l1)
+    if l2:
+        return keras.regularizers.L2(l2)
+    return None
+
+
+def _layer_settings(layer: int | LayerSpec, reg: RegularizationSpec) -> tuple[int, float, float, float]:
+    if isinstance(layer, int):
+        return layer, reg.l1, reg.l2, reg.dropout
+    return (
+        layer.units,
+        _own_or(layer.l1, reg.l1),
+        _own_or(layer.l2, reg.l2),
+        _own_or(layer.dropout, reg.dropout),
+    )
+
+
+def _own_or(own: float | None, default: float) -> float:
+    return default if own is None else own
+
+
+def _augmentation_layers(spec: JobSpec) -> list[Any]:
+    aug, seed = spec.regularization.augmentation, spec.training.seed
+    # Each layer has a seed of its own, so that their random draws are independent.
+    layers: list[Any] = []
+    if aug.rotation:
+        layers.append(keras.layers.RandomRotation(aug.rotation, fill_mode="constant", seed=seed + 101))
+    if aug.translation:
+        layers.append(
+            keras.layers.RandomTranslation(
+                aug.translation, aug.translation, fill_mode="constant", seed=seed + 102
+            )
+        )
+    if aug.zoom:
+        layers.append(keras.layers.RandomZoom(aug.zoom, aug.zoom, fill_mode="constant", seed=seed + 103))
+    if aug.horizontal_flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 104))
+    return layers
+
+
+def build_model(spec: JobSpec, zca: tuple[Any, Any] | None = None) -> keras.Model:
+    """The spec's network on raw 28x28 pixels (0-255): scaling, augmentation and ZCA are layers.
+
+    Random augmentation layers act only in training; ZCA whitening is a frozen Dense layer
+    holding the transform fitted on the training split, so the saved model whitens its own
+    inputs and loads with plain ``keras.models.load_model``.
+    """
+    reg, seed = spec.regularization, spec.training.seed
+    inputs = keras.Input(shape=IMAGE_SHAPE, name="pixels")
+    x = keras.layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
+    augmentation = _augmentation_layers(spec)
+    if augmentation:
+        x = keras.layers.Reshape((*IMAGE_SHAPE, 1), name="channel")(x)
+        for layer in augmentation:
+            x = layer(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    whitening = keras.layers.Dense(INPUT_UNITS, trainable=False, name="zca_whitening") if zca else None
+    if whitening is not None:
+        x = whitening(x)
+    if reg.input_dropout:
+        x = keras.layers.Dropout(reg.input_dropout, seed=seed, name="input_dropout")(x)
+    for index, layer in enumerate(spec.model.hidden_layers, start=1):
+        units, l1, l2, dropout = _layer_settings(layer, reg)
+        x = keras.layers.Dense(
+            units,
+            activation=spec.model.activation,
+            kernel_regularizer=_regularizer(l1, l2),
+            name=f"hidden_{index}",
+        )(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, seed=seed + index, name=f"dropout_{index}")(x)
+    outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax", name="output")(x)
+    # Not the spec's name: Keras refuses some characters that a job name may hold.
+    model = keras.Model(inputs, outputs, name="keras_job")
+    if whitening is not None and zca is not None:
+        mean, matrix = zca
+        whitening.set_weights([matrix, -(mean @ matrix)])
+    return model
+
+
+def make_optimizer(spec: JobSpec) -> keras.optimizers.Optimizer:
+    """The spec's optimizer at its learning rate."""
+    training = spec.training
+    if training.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=training.learning_rate, momentum=training.momentum)
+    optimizers = {
+        "adam": keras.optimizers.Adam,
+        "rmsprop": keras.optimizers.RMSprop,
+        "adamw": keras.optimizers.AdamW,
+    }
+    return optimizers[training.optimizer](learning_rate=training.learning_rate)
+
+
+def compile_model(model: keras.Model, spec: JobSpec) -> None:
+    """Compile for sparse labels, with accuracy and the data loss as metrics."""
+    # Keras's loss includes the regularization penalty; this metric is the data loss alone.
+    data_loss = keras.metrics.SparseCategoricalCrossentropy(name="data_loss")
+    model.compile(
+        optimizer=make_optimizer(spec),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy", data_loss],
+    )
