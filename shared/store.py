@@ -8,7 +8,7 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import WatchError
 
-from shared.errors import InvalidTransition, JobNotFound, KerasJobsError, StaleAttempt
+from shared.errors import InvalidTransition, JobNotFound, StaleAttempt
 from shared.jobs import (
     NEXT_STATUSES,
     BestEpoch,
@@ -119,7 +119,7 @@ class JobStore:
         """Add the record of epoch ``record.epoch``, fenced by its attempt.
 
         Returns False when that epoch is already recorded (a retried write), so every epoch is
-        stored exactly once; an epoch past the next one is an error.
+        stored exactly once; an epoch past the next one is refused with ``StaleAttempt``.
         """
         key, epochs = self.keys.job(job_id), self.keys.epochs(job_id)
         with self.redis.pipeline(transaction=True) as pipe:
@@ -132,7 +132,11 @@ class JobStore:
                     if recorded >= record.epoch:
                         return False
                     if recorded != record.epoch - 1:
-                        raise KerasJobsError(f"job {job_id}: epoch {record.epoch} after {recorded}")
+                        # Redis lost writes (a restart without them): this attempt's view is no longer
+                        # the job's; it stops, and the next attempt resumes from what was kept.
+                        raise StaleAttempt(
+                            f"job {job_id}: epoch {record.epoch} follows only {recorded} recorded"
+                        )
                     progress = Progress(epoch=record.epoch, epochs=current["progress"]["epochs"])
                     updates = {"progress": progress.model_dump(), "updated_at": utc_now().isoformat()}
                     if best is not None:

@@ -62,12 +62,14 @@ class Checkpointer:
         partial.rename(final)
 
     def prune(self, committed_epoch: int) -> None:
-        """Delete the checkpoints of epochs before the one just committed: they are never read.
+        """Delete the checkpoints older than the last two committed ones.
 
-        Later ones are kept: they may belong to a newer attempt that took this job over.
+        The one before the last is kept in case Redis loses its last second of writes (a crash
+        with ``appendfsync everysec``), and with them the last record. Later ones are kept: they
+        may belong to a newer attempt that took this job over.
         """
         for path in self._existing():
-            if _epoch_of(path) < committed_epoch:
+            if _epoch_of(path) < committed_epoch - 1:
                 shutil.rmtree(path, ignore_errors=True)
 
     def _existing(self) -> list[Path]:

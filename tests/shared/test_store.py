@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from shared.errors import InvalidTransition, JobNotFound, KerasJobsError, StaleAttempt
+from shared.errors import InvalidTransition, JobNotFound, StaleAttempt
 from shared.jobs import EpochRecord, JobRecord, JobStatus, new_job_id, utc_now
 from shared.listing import list_jobs
 from shared.spec import JobSpec
@@ -80,7 +80,7 @@ def test_epochs_are_stored_once_in_order(store: JobStore) -> None:
     assert store.append_epoch(record.id, epoch(1), None) is True
     assert store.append_epoch(record.id, epoch(1), None) is False
     assert store.append_epoch(record.id, epoch(2), None) is True
-    with pytest.raises(KerasJobsError):
+    with pytest.raises(StaleAttempt):
         store.append_epoch(record.id, epoch(4), None)
     assert [r.epoch for r in store.epoch_records(record.id)] == [1, 2]
     assert store.get(record.id).progress.epoch == 2

@@ -87,7 +87,7 @@ def test_every_epoch_is_recorded_with_the_best_so_far(store: JobStore, tmp_path:
     assert (job.best.epoch, job.best.monitor, job.best.value) == (best.epoch, "val_loss", best.val_loss)
     assert recorder.last_epoch == 3
     kept = sorted(path.name for path in (tmp_path / job_id / "checkpoints").iterdir())
-    assert kept == ["attempt-1-epoch-0003"], "older checkpoints are pruned once the next one is committed"
+    assert kept == ["attempt-1-epoch-0002", "attempt-1-epoch-0003"], "older ones are pruned"
     checkpoint = load_checkpoint(tmp_path, job_id, 1, 3)
     assert checkpoint.state["elapsed_seconds"] > 0
     assert checkpoint.model.optimizer.iterations.numpy() == 3 * 8

@@ -1,0 +1,147 @@
+"""Attempts and leases on a real Redis: claims, takeovers, fencing and the settling of lost workers."""
+
+import time
+
+import pytest
+
+from shared.attempts import AttemptStore
+from shared.errors import StaleAttempt
+from shared.jobs import EpochRecord, JobRecord, JobStatus, new_job_id, utc_now
+from shared.spec import JobSpec
+from shared.store import JobStore
+from tests.helpers import wait_for
+
+LEASE = 0.3
+
+
+@pytest.fixture
+def attempts(store: JobStore) -> AttemptStore:
+    return AttemptStore(store, lease_seconds=LEASE, max_attempts=2)
+
+
+def queued_job(store: JobStore) -> str:
+    record = JobRecord.new(new_job_id(), "t1", JobSpec(), None)
+    store.create(record)
+    return record.id
+
+
+def expire(attempts: AttemptStore, job_id: str) -> None:
+    wait_for(lambda: job_id in attempts.expired(), timeout=5, interval=0.05, what="the lease to expire")
+
+
+def epoch(number: int, attempt: int) -> EpochRecord:
+    return EpochRecord(
+        epoch=number,
+        loss=1.0,
+        accuracy=0.5,
+        regularization_penalty=0.0,
+        learning_rate=0.001,
+        epoch_seconds=1.0,
+        samples_per_second=1.0,
+        attempt=attempt,
+        at=utc_now(),
+    )
+
+
+def test_claiming_a_queued_job_starts_attempt_one_under_a_lease(attempts: AttemptStore) -> None:
+    job_id = queued_job(attempts.store)
+    record = attempts.claim(job_id)
+    assert record is not None
+    assert (record.status, record.attempt, record.transitions[-1].reason) == (JobStatus.RUNNING, 1, "started")
+    assert job_id not in attempts.expired()
+
+
+def test_a_duplicate_delivery_does_not_start_a_second_attempt(attempts: AttemptStore) -> None:
+    job_id = queued_job(attempts.store)
+    attempts.claim(job_id)
+    assert attempts.claim(job_id) is None
+    assert attempts.store.get(job_id).attempt == 1
+
+
+def test_renewing_keeps_the_lease_alive(attempts: AttemptStore) -> None:
+    job_id = queued_job(attempts.store)
+    attempts.claim(job_id)
+    for _ in range(4):
+        time.sleep(LEASE / 3)
+        assert attempts.renew(job_id, 1) is JobStatus.RUNNING
+    assert job_id not in attempts.expired()
+
+
+def test_an_expired_lease_is_taken_over_by_the_next_claim(attempts: AttemptStore) -> None:
+    job_id = queued_job(attempts.store)
+    attempts.claim(job_id)
+    expire(attempts, job_id)
+    record = attempts.claim(job_id)
+    assert record is not None
+    assert (record.status, record.attempt) == (JobStatus.RUNNING, 2)
+    assert "takes over" in (record.transitions[-1].reason or "")
+
+
+def test_a_replaced_attempt_can_write_nothing(attempts: AttemptStore) -> None:
+    store = attempts.store
+    job_id = queued_job(store)
+    attempts.claim(job_id)
+    store.append_epoch(job_id, epoch(1, attempt=1), None)
+    expire(attempts, job_id)
+    attempts.claim(job_id)
+    with pytest.raises(StaleAttempt):
+        attempts.renew(job_id, 1)
+    with pytest.raises(StaleAttempt):
+        store.append_epoch(job_id, epoch(2, attempt=1), None)
+    with pytest.raises(StaleAttempt):
+        store.change_status(job_id, JobStatus.SUCCEEDED, attempt=1)
+    assert store.append_epoch(job_id, epoch(2, attempt=2), None) is True
+    assert [(r.epoch, r.attempt) for r in store.epoch_records(job_id)] == [(1, 1), (2, 2)]
+
+
+def test_settling_a_lost_attempt_requeues_the_job(attempts: AttemptStore) -> None:
+    job_id = queued_job(attempts.store)
+    attempts.claim(job_id)
+    assert attempts.settle(job_id) is None, "a live lease is not settled"
+    expire(attempts, job_id)
+    settled = attempts.settle(job_id)
+    assert settled is not None
+    assert (settled.status, settled.attempt) == (JobStatus.QUEUED, 1)
+    assert "stopped renewing its lease" in (settled.transitions[-1].reason or "")
+    assert job_id not in attempts.expired()
+    resumed = attempts.claim(job_id)
+    assert resumed is not None
+    assert (resumed.attempt, resumed.transitions[-1].reason) == (2, "attempt 2 resumes after epoch 0")
+
+
+def test_a_job_that_loses_its_last_attempt_fails(attempts: AttemptStore) -> None:
+    job_id = queued_job(attempts.store)
+    for _ in range(2):
+        attempts.claim(job_id)
+        expire(attempts, job_id)
+        settled = attempts.settle(job_id)
+    assert settled is not None
+    assert (settled.status, settled.attempt) == (JobStatus.FAILED, 2)
+    assert settled.error is not None
+    assert settled.error.type == "worker_lost"
+
+
+def test_a_cancelling_job_whose_worker_is_lost_ends_cancelled(attempts: AttemptStore) -> None:
+    job_id = queued_job(attempts.store)
+    attempts.claim(job_id)
+    attempts.store.change_status(job_id, JobStatus.CANCELLING)
+    expire(attempts, job_id)
+    settled = attempts.settle(job_id, {"has_model": True})
+    assert settled is not None
+    assert (settled.status, settled.stop_reason, settled.has_model) == (
+        JobStatus.CANCELLED,
+        "cancelled",
+        True,
+    )
+
+
+def test_a_finished_job_is_scheduled_for_deletion_and_purged(attempts: AttemptStore) -> None:
+    store = attempts.store
+    job_id = queued_job(store)
+    store.change_status(job_id, JobStatus.CANCELLED)
+    assert store.finished_before(time.time() + 1) == [job_id]
+    assert 0 < store.redis.ttl(store.keys.job(job_id)) <= store.retention_seconds + 86_400
+    store.purge(job_id)
+    assert store.finished_before(time.time() + 1) == []
+    assert store.redis.exists(store.keys.job(job_id), store.keys.transitions(job_id)) == 0
+    assert store.redis.zcard(store.keys.jobs_index("t1")) == 0
