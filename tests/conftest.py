@@ -117,7 +117,17 @@ def worker(settings_env: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
     """A real Celery worker process on the ``cpu`` queue (the ``gpu`` queue has none)."""
     name = f"test-{settings_env.key_prefix}@localhost"
     log_path = tmp_path_factory.mktemp("logs") / "worker.log"
-    command = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "-Q", "cpu"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app:app",
+        "worker",
+        "--pool=solo",
+        "-Q",
+        "cpu",
+    ]
     with log_path.open("wb") as log:
         process = subprocess.Popen([*command, "--hostname", name, "-l", "INFO"], stdout=log, stderr=log)
     registry = WorkerRegistry(connect(settings_env), RedisKeys(settings_env.key_prefix))

@@ -1,8 +1,10 @@
-"""The Celery app workers run: ``celery -A worker.celery_app:app worker``.
+"""The Celery app workers run: ``celery -A worker.celery_app:app worker --pool=solo``.
 
-The solo pool is the default: the worker process itself trains, one job at a time, and never
-forks after Keras is loaded. Prefork also works (``--pool=prefork --concurrency=N``): Keras is
-then imported only in the pool children, when they train their first job.
+Run it with the solo pool (as ``kjobs worker`` and docker-compose do): the worker process
+itself trains, one job at a time, and never forks after Keras is loaded. (Celery takes a pool
+set in the app's configuration over the command line's, so the choice is left to the command.)
+Prefork also works (``--pool=prefork --concurrency=N``): Keras is then imported only in the
+pool children, when they start, and a killed child is replaced by its parent.
 """
 
 import logging
@@ -27,7 +29,6 @@ log = logging.getLogger(__name__)
 def create_worker_app() -> Celery:
     """The shared Celery app with the worker's defaults and tasks."""
     app = create_celery_app(get_settings())
-    app.conf.update(worker_pool="solo", worker_concurrency=1)
     app.conf.imports = ("worker.tasks",)
     return app
 

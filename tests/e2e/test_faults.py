@@ -1,0 +1,258 @@
+"""Faults, for real: killed workers, a stopped and restarted Redis, stuck cancellations.
+
+These tests run their own stack (a Redis with AOF that they stop and start, the API, and
+worker processes they kill) under a key prefix of their own, with short leases.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import keras
+import psutil
+import pytest
+from redis import Redis
+
+from tests.conftest import stop
+from tests.helpers import free_port, tiny_spec, wait_for
+
+pytestmark = pytest.mark.e2e
+
+FAULT_SETTINGS = {
+    "LEASE_SECONDS": "2",
+    "WORKER_HEARTBEAT_SECONDS": "0.5",
+    "CANCEL_CHECK_SECONDS": "0.1",
+    "CANCEL_GRACE_SECONDS": "1.5",
+    "MAX_ATTEMPTS": "3",
+    "REDIS_RETRY_SECONDS": "60",
+}
+SLOW_SPEC = tiny_spec(dataset={"train_limit": 1200}, training={"epochs": 8, "batch_size": 4})
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+@dataclass
+class Stack:
+    """A Redis, an API and workers of the tests' own, with the means to break them."""
+
+    folder: Path
+    env: dict[str, str]
+    redis_port: int
+    api: subprocess.Popen[bytes] | None = None
+    redis: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start_redis(self) -> None:
+        command = [
+            "redis-server",
+            "--port",
+            str(self.redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.folder),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+        ]
+        self.redis = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        client = Redis(port=self.redis_port, socket_connect_timeout=0.5)
+        wait_for(lambda: _pings(client), timeout=20, what="redis-server")
+
+    def stop_redis(self) -> None:
+        """A clean stop: Redis writes its append-only file out and exits."""
+        assert self.redis is not None
+        Redis(port=self.redis_port).shutdown()
+        self.redis.wait(timeout=20)
+
+    def start_worker(self, pool: str = "solo", **settings: str) -> subprocess.Popen[bytes]:
+        name = f"fault-{uuid.uuid4().hex[:6]}@localhost"
+        command = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "-Q", "cpu"]
+        command += ["--pool", pool, "--concurrency", "1", "--hostname", name, "-l", "INFO"]
+        with (self.folder / f"{name}.log").open("wb") as log:
+            worker = subprocess.Popen(command, env={**self.env, **settings}, stdout=log, stderr=log)
+        self.workers.append(worker)
+        readyz = lambda: httpx.get(f"{self.url}/readyz", timeout=2).json()["workers"].get("cpu")  # noqa: E731
+        wait_for(readyz, timeout=120, what="the worker")
+        return worker
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.env['API_PORT']}"
+
+
+def _pings(client: Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def stack(tmp_path: Path, datasets_dir: Path) -> Iterator[Stack]:
+    redis_port, api_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        **FAULT_SETTINGS,
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "KEY_PREFIX": f"fault{uuid.uuid4().hex[:6]}",
+        "ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+        "DATASETS_DIR": str(datasets_dir),
+        "API_PORT": str(api_port),
+    }
+    stack = Stack(tmp_path, env, redis_port)
+    stack.start_redis()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(api_port),
+    ]
+    stack.api = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _serves(stack.url), timeout=60, what="the API")
+        yield stack
+    finally:
+        for process in [*stack.workers, stack.api, stack.redis]:
+            if process is not None and process.poll() is None:
+                stop(process)
+
+
+def _serves(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def submit(stack: Stack, spec: dict[str, Any]) -> str:
+    response = httpx.post(f"{stack.url}/v1/jobs", json=spec, timeout=10)
+    assert response.status_code == 202, response.text
+    job_id: str = response.json()["id"]
+    return job_id
+
+
+def job(stack: Stack, job_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = httpx.get(f"{stack.url}/v1/jobs/{job_id}", timeout=10).json()
+    return found
+
+
+def epochs(stack: Stack, job_id: str) -> list[tuple[int, int]]:
+    page = httpx.get(f"{stack.url}/v1/jobs/{job_id}/metrics", timeout=10).json()
+    return [(record["epoch"], record["attempt"]) for record in page["records"]]
+
+
+def wait_for_epoch(stack: Stack, job_id: str, epoch: int) -> None:
+    wait_for(lambda: len(epochs(stack, job_id)) >= epoch, timeout=120, what=f"epoch {epoch}")
+
+
+def wait_until_ended(stack: Stack, job_id: str, timeout: float = 180) -> dict[str, Any]:
+    return wait_for(lambda: (found := job(stack, job_id))["status"] in TERMINAL and found, timeout=timeout)
+
+
+def assert_complete(stack: Stack, job_id: str, count: int) -> None:
+    assert [number for number, _ in epochs(stack, job_id)] == list(range(1, count + 1))
+
+
+def test_a_killed_worker_s_job_resumes_on_another_from_its_last_epoch(stack: Stack) -> None:
+    worker = stack.start_worker()
+    baseline = wait_until_ended(stack, submit(stack, SLOW_SPEC))
+    job_id = submit(stack, SLOW_SPEC)
+    wait_for_epoch(stack, job_id, 2)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    stack.start_worker()
+    ended = wait_until_ended(stack, job_id)
+    assert (ended["status"], ended["attempt"]) == ("succeeded", 2), ended
+    assert_complete(stack, job_id, 8)
+    attempts = [attempt for _, attempt in epochs(stack, job_id)]
+    assert attempts[:2] == [1, 1]
+    assert attempts[-1] == 2
+    reasons = [t["reason"] for t in ended["transitions"]]
+    assert any("stopped renewing its lease" in (reason or "") for reason in reasons), reasons
+    assert ended["result"]["test_accuracy"] == pytest.approx(baseline["result"]["test_accuracy"], abs=0.1)
+
+
+def test_a_killed_pool_child_s_job_resumes(stack: Stack) -> None:
+    parent = stack.start_worker(pool="prefork")
+    job_id = submit(stack, SLOW_SPEC)
+    wait_for_epoch(stack, job_id, 2)
+    (child,) = psutil.Process(parent.pid).children()
+    child.kill()
+    ended = wait_until_ended(stack, job_id)
+    assert (ended["status"], ended["attempt"]) == ("succeeded", 2), ended
+    assert_complete(stack, job_id, 8)
+    assert parent.poll() is None, "the pool's parent survives and replaces its child"
+
+
+def test_the_api_answers_503_fast_while_redis_is_down_and_jobs_survive_it(stack: Stack) -> None:
+    stack.start_worker()
+    job_id = submit(stack, SLOW_SPEC)
+    wait_for_epoch(stack, job_id, 1)
+    stack.stop_redis()
+    requests = [("GET", f"/v1/jobs/{job_id}"), ("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/readyz")]
+    for method, path in requests:
+        started = time.monotonic()
+        response = httpx.request(method, f"{stack.url}{path}", json=tiny_spec(), timeout=10)
+        assert response.status_code == 503, (path, response.text)
+        assert time.monotonic() - started < 2.5, path
+    assert httpx.get(f"{stack.url}/healthz").status_code == 200
+    time.sleep(3)  # longer than a lease: the job's lease lapses while Redis is away
+    stack.start_redis()
+    ended = wait_until_ended(stack, job_id)
+    assert ended["status"] == "succeeded", ended
+    assert_complete(stack, job_id, 8)
+    assert httpx.get(f"{stack.url}/readyz").json()["ready"] is True
+
+
+def test_a_redis_restart_mid_job_loses_no_record(stack: Stack) -> None:
+    stack.start_worker()
+    job_id = submit(stack, SLOW_SPEC)
+    wait_for_epoch(stack, job_id, 2)
+    stack.stop_redis()
+    stack.start_redis()
+    ended = wait_until_ended(stack, job_id)
+    assert ended["status"] == "succeeded", ended
+    assert_complete(stack, job_id, 8)
+
+
+def test_the_runtime_limit_ends_the_job_with_its_best_model(stack: Stack) -> None:
+    stack.start_worker()
+    spec = tiny_spec(dataset={"train_limit": 1200}, training={"epochs": 500, "batch_size": 4})
+    spec["resources"] = {"max_runtime_seconds": 3}
+    ended = wait_until_ended(stack, submit(stack, spec))
+    assert (ended["status"], ended["stop_reason"]) == ("succeeded", "max_runtime")
+    assert 1 <= ended["result"]["stopped_epoch"] < 500
+    assert ended["has_model"] is True
+    assert httpx.get(f"{stack.url}/v1/jobs/{ended['id']}/model").status_code == 200
+
+
+def test_a_cancel_that_is_not_honoured_in_time_terminates_the_worker(stack: Stack, tmp_path: Path) -> None:
+    # This worker looks for cancel requests only once an hour: the grace period must end the job.
+    worker = stack.start_worker(CANCEL_CHECK_SECONDS="3600")
+    job_id = submit(stack, SLOW_SPEC | {"training": {"epochs": 100, "batch_size": 4}})
+    wait_for_epoch(stack, job_id, 1)
+    response = httpx.post(f"{stack.url}/v1/jobs/{job_id}/cancel")
+    assert (response.status_code, response.json()["status"]) == (202, "cancelling")
+    ended = wait_until_ended(stack, job_id, timeout=30)
+    assert (ended["status"], ended["stop_reason"], ended["has_model"]) == ("cancelled", "cancelled", True)
+    assert "not honoured" in ended["transitions"][-1]["reason"]
+    assert worker.wait(timeout=30) == 70
+    model = httpx.get(f"{stack.url}/v1/jobs/{job_id}/model")
+    assert model.status_code == 200
+    (tmp_path / "model.keras").write_bytes(model.content)
+    assert keras.models.load_model(tmp_path / "model.keras").output_shape == (None, 10)
