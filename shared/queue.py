@@ -36,6 +36,8 @@ def create_celery_app(settings: Settings) -> Celery:
             "global_keyprefix": RedisKeys(settings.key_prefix).broker_prefix(),
         },
         broker_connection_retry_on_startup=True,
+        # A worker outlives any Redis outage: it reconnects for as long as it takes.
+        broker_connection_max_retries=None,
         # A submit must answer quickly even when the broker is away.
         broker_connection_timeout=settings.redis_connect_timeout_seconds,
         task_publish_retry_policy={
