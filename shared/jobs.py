@@ -46,6 +46,8 @@ class JobStatus(StrEnum):
 
 
 _TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+ACTIVE_STATUSES = frozenset({JobStatus.RUNNING, JobStatus.CANCELLING})
+"""The statuses in which an attempt trains, holds a lease and may write."""
 
 
 class StopReason(StrEnum):

@@ -10,6 +10,7 @@ from redis.exceptions import WatchError
 
 from shared.errors import InvalidTransition, JobNotFound, StaleAttempt
 from shared.jobs import (
+    ACTIVE_STATUSES,
     NEXT_STATUSES,
     BestEpoch,
     EpochRecord,
@@ -90,12 +91,12 @@ class JobStore:
         """Move the job to ``to`` atomically, with a transition, and set ``fields`` (JSON-ready).
 
         ``attempt`` fences the write: it is refused with ``StaleAttempt`` unless that attempt is
-        still the job's current one. ``new_attempt`` starts the next attempt. A change the current
-        status does not allow raises ``InvalidTransition``.
+        still the job's current one and still running. ``new_attempt`` starts the next attempt.
+        A change the current status does not allow raises ``InvalidTransition``.
         """
 
         def step(pipe: Pipeline, current: JobRecord) -> JobRecord:
-            check_fence(job_id, current.attempt, attempt)
+            check_fence(current, attempt)
             if to not in NEXT_STATUSES[current.status]:
                 raise InvalidTransition(f"job {job_id} is {current.status.value}, not {to.value}-able")
             number = current.attempt + (1 if new_attempt else 0)
@@ -126,8 +127,10 @@ class JobStore:
             while True:
                 try:
                     pipe.watch(key, epochs)  # type: ignore[no-untyped-call]
-                    current = self._read_fields(pipe, job_id, "attempt", "progress")
-                    check_fence(job_id, current["attempt"], record.attempt)
+                    current = self._read_fields(pipe, job_id, "attempt", "status", "progress")
+                    check_fence_fields(
+                        job_id, current["attempt"], JobStatus(current["status"]), record.attempt
+                    )
                     recorded = int(pipe.llen(epochs))
                     if recorded >= record.epoch:
                         return False
@@ -209,8 +212,9 @@ class JobStore:
     ) -> JobRecord:
         """Queue, after ``pipe.multi()``, the writes of a status change, and return the new record.
 
-        A running job holds a lease until ``lease_seconds`` from now; a finished one is scheduled
-        for deletion after the retention time.
+        With ``lease_seconds`` the job's lease runs until then (a running attempt's, or a
+        requeued job's deadline to be picked up); a finished job is scheduled for deletion after
+        the retention time.
         """
         now = utc_now()
         updates: dict[str, Any] = {"status": to.value, "attempt": attempt, "updated_at": now.isoformat()}
@@ -225,7 +229,7 @@ class JobStore:
         pipe.rpush(self.keys.transitions(current.id), transition.model_dump_json())
         pipe.zrem(self.keys.status_index(current.tenant, current.status.value), current.id)
         pipe.zadd(self.keys.status_index(current.tenant, to.value), {current.id: 0})
-        if to is JobStatus.RUNNING and lease_seconds is not None:
+        if lease_seconds is not None:
             pipe.zadd(self.keys.leases(), {current.id: epoch_ms(now.timestamp() + lease_seconds)})
         elif to is JobStatus.QUEUED or to.is_terminal():
             pipe.zrem(self.keys.leases(), current.id)
@@ -263,10 +267,17 @@ class JobStore:
         pipe.execute()
 
 
-def check_fence(job_id: str, current: int, attempt: int | None) -> None:
-    """Refuse a write of ``attempt`` once the job's current attempt is another."""
-    if attempt is not None and current != attempt:
-        raise StaleAttempt(f"job {job_id}: attempt {attempt} replaced by {current}")
+def check_fence(current: JobRecord, attempt: int | None) -> None:
+    """Refuse a write of ``attempt`` once the job has another attempt, or is no longer running."""
+    check_fence_fields(current.id, current.attempt, current.status, attempt)
+
+
+def check_fence_fields(job_id: str, current: int, status: JobStatus, attempt: int | None) -> None:
+    """``check_fence`` on the two fields it reads."""
+    if attempt is not None and (current != attempt or status not in ACTIVE_STATUSES):
+        raise StaleAttempt(
+            f"job {job_id}: attempt {attempt} no longer runs it (attempt {current}, {status.value})"
+        )
 
 
 def epoch_ms(seconds: float) -> int:

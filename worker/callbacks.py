@@ -5,7 +5,6 @@ The recorder also commits each epoch's checkpoint (see ``worker.checkpoints``).
 
 import logging
 import math
-import threading
 import time
 from typing import Any
 
@@ -15,6 +14,7 @@ from shared.errors import StaleAttempt, TrainingError
 from shared.jobs import BestEpoch, EpochRecord, JobStatus, StopReason, utc_now
 from shared.store import JobStore
 from worker.checkpoints import Checkpoint, Checkpointer
+from worker.lease import AttemptSignals
 from worker.retry import with_retries
 
 log = logging.getLogger(__name__)
@@ -37,26 +37,31 @@ class StopController(keras.callbacks.Callback):  # type: ignore[misc]
         max_runtime_seconds: float,
         check_seconds: float,
         elapsed_before: float = 0.0,
+        signals: AttemptSignals | None = None,
     ) -> None:
         super().__init__()
         self.store, self.job_id = store, job_id
         self.max_runtime_seconds, self.check_seconds = max_runtime_seconds, check_seconds
         self.elapsed_before = elapsed_before
-        self.lease_lost = threading.Event()  # set by the lease keeper's thread
+        self.signals = signals or AttemptSignals()
         self.reason: StopReason | None = None
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.signals.fitting.set()
         self._started = time.monotonic()
         self.reason = None
         self._deadline = self._started + self.max_runtime_seconds - self.elapsed_before
         self._next_check = self._started + self.check_seconds
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.signals.fitting.clear()
 
     def elapsed(self) -> float:
         """Seconds of training so far, earlier attempts included: what the runtime limit counts."""
         return self.elapsed_before + time.monotonic() - self._started
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.lease_lost.is_set():
+        if self.signals.lost.is_set():
             raise StaleAttempt(f"job {self.job_id}: this attempt lost its lease; another one goes on")
         now = time.monotonic()
         if now >= self._deadline:
@@ -102,6 +107,7 @@ class GuardedEarlyStopping(keras.callbacks.EarlyStopping):  # type: ignore[misc]
         if self._resume is not None:
             state, self.best_weights = self._resume
             self.wait, self.best, self.best_epoch = state["wait"], state["best"], state["best_epoch"]
+            self.stopped_epoch = state.get("stopped_epoch", 0)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.controller.reason is None:
@@ -110,7 +116,16 @@ class GuardedEarlyStopping(keras.callbacks.EarlyStopping):  # type: ignore[misc]
     def state(self) -> dict[str, Any]:
         """What a checkpoint keeps (the best weights go beside it, as arrays)."""
         best = None if self.best is None else float(self.best)
-        return {"wait": int(self.wait), "best": best, "best_epoch": int(self.best_epoch)}
+        return {
+            "wait": int(self.wait),
+            "best": best,
+            "best_epoch": int(self.best_epoch),
+            "stopped_epoch": int(self.stopped_epoch),
+        }
+
+    def has_stopped(self) -> bool:
+        """Whether it decided to stop (in this attempt or in the one it resumes)."""
+        return bool(self.stopped_epoch)
 
     def best_so_far(self) -> BestEpoch | None:
         """The best epoch as early stopping judges it (with its min_delta and start epoch)."""
@@ -151,6 +166,7 @@ class EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.last_epoch, self.best = self.resumed
+        self.committed_weights: list[Any] = self.model.get_weights()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._started = time.perf_counter()
@@ -174,6 +190,8 @@ class EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         )
         self.checkpointer.prune(record.epoch)
         self.last_epoch = record.epoch
+        # What a stop in the middle of the next epoch falls back to: the weights just committed.
+        self.committed_weights = self.model.get_weights()
 
     def _checkpoint(self) -> Checkpoint:
         state: dict[str, Any] = {"elapsed_seconds": self.controller.elapsed()}

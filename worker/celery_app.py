@@ -66,6 +66,10 @@ def _load_trainer(**_: Any) -> None:
     # growth at start, and the first job does not wait for the import.
     from worker import training  # noqa: F401
 
+    # A prefork child is forked from a parent whose heartbeat thread runs: the child must not
+    # use the copy (its lock may have been held at the fork).
+    _heartbeat.clear()
+
 
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:

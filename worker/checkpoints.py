@@ -58,8 +58,10 @@ class Checkpointer:
         (partial / STATE_FILE).write_text(json.dumps(checkpoint.state))
         if checkpoint.best_weights is not None:
             np.savez(partial / BEST_WEIGHTS_FILE, *checkpoint.best_weights)
+        _sync(partial)
         shutil.rmtree(final, ignore_errors=True)  # a retried epoch of this same attempt
         partial.rename(final)
+        _sync_entry(final.parent)
 
     def prune(self, committed_epoch: int) -> None:
         """Delete the checkpoints older than the last two committed ones.
@@ -75,6 +77,23 @@ class Checkpointer:
     def _existing(self) -> list[Path]:
         folder = checkpoints_dir(self.artifacts_dir, self.job_id)
         return [path for path in folder.glob("attempt-*-epoch-*") if path.is_dir()] if folder.is_dir() else []
+
+
+def _sync(folder: Path) -> None:
+    # On disk before the record that commits it: a host crash must not leave a record whose
+    # checkpoint is half-written.
+    for path in folder.iterdir():
+        with path.open("rb") as stream:
+            os.fsync(stream.fileno())
+    _sync_entry(folder)
+
+
+def _sync_entry(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _epoch_of(path: Path) -> int:

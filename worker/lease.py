@@ -4,6 +4,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import TracebackType
 
 from shared.attempts import AttemptStore
@@ -13,12 +14,22 @@ from shared.jobs import JobStatus
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class AttemptSignals:
+    """Flags shared by the lease keeper's thread and the training loop."""
+
+    lost: threading.Event = field(default_factory=threading.Event)
+    """Set when a newer attempt owns the job: training stops at its next batch."""
+    fitting: threading.Event = field(default_factory=threading.Event)
+    """Set while ``fit`` runs, the only time training can honour a cancel request."""
+
+
 class LeaseKeeper:
     """Renews the lease every third of its length while the attempt trains.
 
     It also watches for what training cannot see for itself: a lease lost to a newer attempt
-    (``lost`` is set, and training stops at its next batch), and a cancel request not honoured
-    within ``grace_seconds`` (``on_overdue`` is called, which ends the process).
+    (``signals.lost`` is set), and a cancel request not honoured within ``grace_seconds`` of
+    training time (``on_overdue`` is called, which ends the process).
     """
 
     def __init__(
@@ -31,7 +42,7 @@ class LeaseKeeper:
     ) -> None:
         self.attempts, self.job_id, self.attempt = attempts, job_id, attempt
         self.grace_seconds, self.on_overdue = grace_seconds, on_overdue
-        self.lost = threading.Event()
+        self.signals = AttemptSignals()
         self._stopped = threading.Event()
         self._cancel_seen: float | None = None
         self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
@@ -56,7 +67,7 @@ class LeaseKeeper:
             status = self.attempts.renew(self.job_id, self.attempt)
         except StaleAttempt as exc:
             log.warning("job %s: %s", self.job_id, exc)
-            self.lost.set()
+            self.signals.lost.set()
             self._stopped.set()
             return
         except Exception as exc:  # Redis away: the next tick tries again
@@ -65,7 +76,8 @@ class LeaseKeeper:
         self._watch_cancel(status)
 
     def _watch_cancel(self, status: JobStatus) -> None:
-        if status is not JobStatus.CANCELLING:
+        if status is not JobStatus.CANCELLING or not self.signals.fitting.is_set():
+            self._cancel_seen = None  # loading data or saving the model: nothing to cut short yet
             return
         now = time.monotonic()
         self._cancel_seen = self._cancel_seen or now

@@ -1,9 +1,10 @@
 """Housekeeping that every worker runs with its heartbeat: lost attempts and old jobs.
 
-Any live worker settles a job whose attempt's lease expired (its worker was killed, ran out
-of memory or lost its network): it is requeued to resume from its last checkpoint, or, if it
-was being cancelled or has no attempts left, it ends with its last checkpoint as its model.
-Finished jobs past the retention time are deleted with their files.
+Any live worker settles a job whose lease expired (its worker was killed, ran out of memory
+or lost its network): it is requeued to resume from its last checkpoint, or, if it was being
+cancelled or has no attempts left, it ends with its last checkpoint as its model. A requeued
+job that no worker picked up in time has its message sent again. Finished jobs past the
+retention time are deleted with their files.
 """
 
 import logging
@@ -24,13 +25,17 @@ from shared.store import JobStore
 log = logging.getLogger(__name__)
 
 
-def keep_last_checkpoint(store: JobStore, artifacts_dir: Path, record: JobRecord) -> bool:
-    """Make the job's last committed checkpoint its model; whether there was one."""
+def keep_last_checkpoint(store: JobStore, artifacts_dir: Path, record: JobRecord, into_attempt: int) -> bool:
+    """Copy the job's last committed checkpoint to the model of ``into_attempt``; whether it could."""
     epoch = record.progress.epoch
-    if epoch == 0:
+    try:
+        if epoch == 0:
+            return False
+        (last,) = store.epoch_records(record.id, after_epoch=epoch - 1, limit=1)
+        return promote_checkpoint(artifacts_dir, record.id, last.attempt, epoch, into_attempt)
+    except (OSError, ValueError) as exc:  # no model is better than a job that never ends
+        log.warning("job %s: cannot keep the checkpoint of epoch %d: %s", record.id, epoch, exc)
         return False
-    (last,) = store.epoch_records(record.id, after_epoch=epoch - 1, limit=1)
-    return promote_checkpoint(artifacts_dir, record.id, last.attempt, epoch, record.attempt)
 
 
 class Reaper:
@@ -49,22 +54,23 @@ class Reaper:
             log.info("job %s: deleted after the retention time", job_id)
 
     def settle(self, job_id: str) -> None:
-        """Requeue, cancel or fail one job whose lease expired."""
+        """Requeue, cancel or fail one job whose lease expired, or send a lost message again."""
         try:
             record = self.store.get(job_id)
         except JobNotFound:
+            self.store.purge(job_id)
             return
-        ends = record.status is JobStatus.CANCELLING or record.attempt >= self.attempts.max_attempts
-        fields = (
-            {"has_model": keep_last_checkpoint(self.store, self.settings.artifacts_dir, record)}
-            if ends
-            else {}
+        # The job may end now, under the next attempt number: its model is that attempt's.
+        kept = record.status is not JobStatus.QUEUED and keep_last_checkpoint(
+            self.store, self.settings.artifacts_dir, record, record.attempt + 1
         )
-        settled = self.attempts.settle(job_id, fields)
-        if settled is None:
+        outcome = self.attempts.settle(job_id, {"has_model": kept})
+        if outcome is None:
             return
-        log.warning("job %s: %s", job_id, settled.transitions[-1].reason)
-        if settled.status is JobStatus.QUEUED:
+        settled, send = outcome
+        if settled is not record:
+            log.warning("job %s: %s", job_id, settled.transitions[-1].reason)
+        if send:
             send_training(self.celery, job_id, settled.spec.resources.queue or self.settings.default_queue)
-        elif settled.status.is_terminal():
+        if settled.status.is_terminal():
             clear_checkpoints(self.settings.artifacts_dir, job_id)

@@ -17,7 +17,7 @@ from shared.jobs import JobErrorInfo, JobRecord, JobStatus, StopReason
 from shared.settings import Settings
 from worker.lease import LeaseKeeper
 from worker.reaper import keep_last_checkpoint
-from worker.retry import with_retries
+from worker.retry import TRANSIENT, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,11 @@ def run_job(job_id: str, attempts: AttemptStore, settings: Settings) -> None:
     except StaleAttempt as exc:
         log.warning("job %s: attempt %d replaced, stopping: %s", job_id, record.attempt, exc)
         return
+    except TRANSIENT as exc:
+        # Redis stayed away past the retries: drop this attempt rather than fail the job; its
+        # lease lapses and the reaper hands the job to an attempt that resumes from its checkpoint.
+        log.error("job %s: attempt %d abandoned, Redis unavailable: %s", job_id, record.attempt, exc)
+        return
     clear_checkpoints(settings.artifacts_dir, job_id)
 
 
@@ -61,10 +66,10 @@ def train(record: JobRecord, attempts: AttemptStore, settings: Settings, lease: 
         from worker import training
 
         attempt = training.start(record, attempts.store, settings)
-        outcome = training.train(attempt, attempts.store, settings, lease.lost)
+        outcome = training.train(attempt, attempts.store, settings, lease.signals)
     except TrainingError as exc:
         return failed(record.id, "training_error", str(exc))
-    except (StaleAttempt, JobNotFound):
+    except (StaleAttempt, JobNotFound, *TRANSIENT):
         raise
     except Exception as exc:
         log.exception("job %s: training crashed", record.id)
@@ -93,6 +98,11 @@ def record_ending(job_id: str, attempt: int, ending: Ending, attempts: AttemptSt
         store.change_status(
             job_id, ending.status, attempt=attempt, reason=ending.reason, fields=ending.fields
         )
+    except StaleAttempt:
+        current = store.get(job_id)
+        if (current.attempt, current.status) != (attempt, ending.status):
+            raise
+        return  # a retry of a write whose reply was lost: it is done already
     except InvalidTransition:
         if store.status(job_id) is not JobStatus.CANCELLING:
             raise
@@ -113,7 +123,7 @@ def end_overdue(record: JobRecord, attempts: AttemptStore, settings: Settings) -
     store = attempts.store
     try:
         current = store.get(record.id)
-        kept = keep_last_checkpoint(store, settings.artifacts_dir, current)
+        kept = keep_last_checkpoint(store, settings.artifacts_dir, current, record.attempt)
         fields = {"stop_reason": StopReason.CANCELLED.value, "has_model": kept}
         reason = (
             f"cancel not honoured within {settings.cancel_grace_seconds:.0f} s; its worker was terminated"

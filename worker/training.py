@@ -6,7 +6,6 @@ the process that trains may import it, never a process that forks afterwards.
 """
 
 import logging
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import keras
 
 from shared.artifacts import model_path
-from shared.errors import TrainingError
+from shared.errors import StaleAttempt, TrainingError
 from shared.jobs import BestEpoch, JobRecord, JobResult, StopReason
 from shared.settings import Settings
 from shared.spec import JobSpec
@@ -22,6 +21,7 @@ from shared.store import JobStore
 from worker.callbacks import EpochRecorder, GuardedEarlyStopping, StopController
 from worker.checkpoints import Checkpoint, Checkpointer, load_checkpoint, save_model
 from worker.data import Arrays, Split, fit_zca, read_idx_dataset, split_dataset
+from worker.lease import AttemptSignals
 from worker.model import build_model, compile_model
 
 log = logging.getLogger(__name__)
@@ -126,9 +126,7 @@ def start(record: JobRecord, store: JobStore, settings: Settings) -> Attempt:
     return Attempt(record.id, record.attempt, record.spec, last_epoch, record.best, checkpoint)
 
 
-def train(
-    attempt: Attempt, store: JobStore, settings: Settings, lease_lost: threading.Event
-) -> TrainingOutcome:
+def train(attempt: Attempt, store: JobStore, settings: Settings, signals: AttemptSignals) -> TrainingOutcome:
     """Train (on from the resume point), record every epoch, evaluate on the test set, and save."""
     spec, job_id = attempt.spec, attempt.job_id
     split = prepare_data(spec, settings)
@@ -141,11 +139,15 @@ def train(
         spec.resources.max_runtime_seconds,
         settings.cancel_check_seconds,
         elapsed_before=state.get("elapsed_seconds", 0.0),
+        signals=signals,
     )
-    controller.lease_lost = lease_lost
     stopping = _early_stopping(spec, controller)
     if stopping is not None and resumed is not None and "early_stopping" in state:
         stopping.resume_from(state["early_stopping"], resumed.best_weights)
+    # An attempt that resumes a job early stopping had already ended trains no further epoch:
+    # fit only runs the callbacks' start and end (which restore the best weights).
+    early_stopped = "early_stopping" in state and state["early_stopping"].get("stopped_epoch", 0) > 0
+    epochs = attempt.resume_epoch if early_stopped else spec.training.epochs
     recorder = EpochRecorder(
         store,
         job_id,
@@ -162,7 +164,7 @@ def train(
         split.x_train,
         split.y_train,
         batch_size=spec.training.batch_size,
-        epochs=spec.training.epochs,
+        epochs=epochs,
         initial_epoch=attempt.resume_epoch,
         validation_data=(split.x_val, split.y_val) if split.x_val is not None else None,
         # Early stopping judges an epoch before the recorder commits it with the best epoch so far.
@@ -181,7 +183,18 @@ def conclude(
     recorder: EpochRecorder,
     stopping: GuardedEarlyStopping | None,
 ) -> TrainingOutcome:
-    """Save the model (the best weights when early stopping restored them) and test it."""
+    """Save the model (the best weights when early stopping restored them) and test it.
+
+    A stop in the middle of an epoch falls back to the weights of the last recorded epoch, so
+    the model and its result describe epochs that have records.
+    """
+    if controller.signals.lost.is_set():
+        raise StaleAttempt(f"job {attempt.job_id}: attempt {attempt.number} lost its lease")
+    restored_best = (
+        stopping is not None and stopping.restore_best_weights and stopping.best_weights is not None
+    )
+    if controller.reason is not None and not restored_best:
+        model.set_weights(recorder.committed_weights)
     has_model = recorder.last_epoch > 0
     if has_model:
         save_model(model, model_path(settings.artifacts_dir, attempt.job_id, attempt.number))

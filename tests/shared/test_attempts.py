@@ -99,26 +99,47 @@ def test_settling_a_lost_attempt_requeues_the_job(attempts: AttemptStore) -> Non
     attempts.claim(job_id)
     assert attempts.settle(job_id) is None, "a live lease is not settled"
     expire(attempts, job_id)
-    settled = attempts.settle(job_id)
-    assert settled is not None
-    assert (settled.status, settled.attempt) == (JobStatus.QUEUED, 1)
+    outcome = attempts.settle(job_id)
+    assert outcome is not None
+    settled, send = outcome
+    assert (settled.status, settled.attempt, send) == (JobStatus.QUEUED, 1, True)
     assert "stopped renewing its lease" in (settled.transitions[-1].reason or "")
-    assert job_id not in attempts.expired()
+    assert job_id not in attempts.expired(), "a requeued job holds a dispatch lease"
     resumed = attempts.claim(job_id)
     assert resumed is not None
     assert (resumed.attempt, resumed.transitions[-1].reason) == (2, "attempt 2 resumes after epoch 0")
 
 
-def test_a_job_that_loses_its_last_attempt_fails(attempts: AttemptStore) -> None:
+def test_a_requeued_job_nobody_picks_up_has_its_message_sent_again(store: JobStore) -> None:
+    attempts = AttemptStore(store, lease_seconds=0.05, max_attempts=2)
+    job_id = queued_job(store)
+    attempts.claim(job_id)
+    expire(attempts, job_id)
+    assert attempts.settle(job_id) is not None
+    expire(attempts, job_id)  # the dispatch lease: ten running leases
+    outcome = attempts.settle(job_id)
+    assert outcome is not None
+    assert (outcome[0].status, outcome[1]) == (JobStatus.QUEUED, True)
+    assert job_id not in attempts.expired()
+
+
+def test_a_job_that_loses_its_last_attempt_fails_under_a_new_attempt_number(attempts: AttemptStore) -> None:
     job_id = queued_job(attempts.store)
-    for _ in range(2):
-        attempts.claim(job_id)
-        expire(attempts, job_id)
-        settled = attempts.settle(job_id)
-    assert settled is not None
-    assert (settled.status, settled.attempt) == (JobStatus.FAILED, 2)
+    attempts.claim(job_id)
+    expire(attempts, job_id)
+    taken_over = attempts.claim(job_id)
+    assert taken_over is not None
+    assert taken_over.attempt == 2
+    expire(attempts, job_id)
+    assert attempts.claim(job_id) is None, "a claim never ends a job: the reaper keeps its model"
+    outcome = attempts.settle(job_id)
+    assert outcome is not None
+    settled, send = outcome
+    assert (settled.status, settled.attempt, send) == (JobStatus.FAILED, 3, False)
     assert settled.error is not None
     assert settled.error.type == "worker_lost"
+    with pytest.raises(StaleAttempt):
+        attempts.store.change_status(job_id, JobStatus.SUCCEEDED, attempt=2)
 
 
 def test_a_cancelling_job_whose_worker_is_lost_ends_cancelled(attempts: AttemptStore) -> None:
@@ -126,13 +147,15 @@ def test_a_cancelling_job_whose_worker_is_lost_ends_cancelled(attempts: AttemptS
     attempts.claim(job_id)
     attempts.store.change_status(job_id, JobStatus.CANCELLING)
     expire(attempts, job_id)
-    settled = attempts.settle(job_id, {"has_model": True})
-    assert settled is not None
+    outcome = attempts.settle(job_id, {"has_model": True})
+    assert outcome is not None
+    settled, send = outcome
     assert (settled.status, settled.stop_reason, settled.has_model) == (
         JobStatus.CANCELLED,
         "cancelled",
         True,
     )
+    assert (settled.attempt, send) == (2, False)
 
 
 def test_a_finished_job_is_scheduled_for_deletion_and_purged(attempts: AttemptStore) -> None:
