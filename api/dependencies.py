@@ -1,12 +1,15 @@
 """Request dependencies as ``Annotated`` aliases: settings, the store, and get-or-404 jobs."""
 
 import re
+import time
 from typing import Annotated
 
 from celery import Celery
 from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shared.errors import JobNotFound
+from shared.apikeys import KeyStore
+from shared.errors import JobNotFound, TooManyRequests, Unauthorized
 from shared.jobs import JOB_ID_PATTERN, JobRecord
 from shared.settings import Settings
 from shared.store import JobStore
@@ -33,9 +36,33 @@ def get_celery(request: Request) -> Celery:
     return celery
 
 
-def get_tenant() -> str:
-    """The tenant a request acts for."""
-    return DEFAULT_TENANT
+def get_keys(request: Request) -> KeyStore:
+    """The app's API keys."""
+    keys: KeyStore = request.app.state.api_keys
+    return keys
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer kj_...`.")
+
+
+def get_tenant(
+    settings: Annotated[Settings, Depends(get_app_settings)],
+    keys: Annotated[KeyStore, Depends(get_keys)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The tenant whose API key signs the request (401 without a valid one; 429 past the rate)."""
+    if not settings.auth_enabled:
+        return DEFAULT_TENANT
+    if credentials is None:
+        raise Unauthorized("this request needs an API key: Authorization: Bearer <key>")
+    caller = keys.authenticate(credentials.credentials, settings.rate_limit_window_seconds)
+    if caller is None:
+        raise Unauthorized("the API key is not valid, or has been revoked")
+    if caller.requests_in_window > settings.rate_limit_requests:
+        window = settings.rate_limit_window_seconds
+        message = f"more than {settings.rate_limit_requests} requests in {window} s with this key"
+        raise TooManyRequests(message, retry_after=window - int(time.time()) % window)
+    return caller.tenant
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

@@ -1,16 +1,22 @@
 """The FastAPI app: ``uvicorn api.main:app``."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from api.dependencies import get_tenant
+from api.middleware import BodyLimit, ConfiguredCORS, SecurityHeaders
 from api.problems import install_problem_handlers
 from api.routes import health, jobs, metrics, models, presets
+from shared.apikeys import KeyStore
 from shared.queue import create_celery_app
 from shared.registry import WorkerRegistry
 from shared.settings import get_settings
 from shared.store import JobStore
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """Train regularized Keras models on request.
 
@@ -27,7 +33,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.settings = settings
     app.state.store = store
     app.state.registry = WorkerRegistry(store.redis, store.keys)
+    app.state.api_keys = KeyStore(store.redis, store.keys)
     app.state.celery = create_celery_app(settings)
+    if not settings.auth_enabled:
+        log.warning("AUTH_ENABLED is false: the API accepts requests without a key; use it only locally")
     yield
     store.redis.close()
 
@@ -36,8 +45,12 @@ def create_app() -> FastAPI:
     """A new app; settings are read when it starts, not when it is made."""
     app = FastAPI(title="keras-jobs", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_problem_handlers(app)
-    for module in (jobs, metrics, models, presets, health):
-        app.include_router(module.router)
+    for module in (jobs, metrics, models, presets):
+        app.include_router(module.router, dependencies=[Depends(get_tenant)])
+    app.include_router(health.router)
+    # Outermost last: CORS answers preflights, then headers are added, then bodies are limited.
+    for middleware in (BodyLimit, SecurityHeaders, ConfiguredCORS):
+        app.add_middleware(middleware)
     return app
 
 

@@ -14,7 +14,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.errors import Conflict, FieldError, JobNotFound, ServiceUnavailable, SpecInvalid
+from shared.errors import (
+    Conflict,
+    FieldError,
+    JobNotFound,
+    ServiceUnavailable,
+    SpecInvalid,
+    TooManyRequests,
+    Unauthorized,
+)
 from shared.submission import field_error
 
 log = logging.getLogger(__name__)
@@ -43,7 +51,14 @@ class Problem(BaseModel):
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": text}
-    for code, text in {404: "No such job", 422: "Invalid request", 503: "Redis unavailable"}.items()
+    for code, text in {
+        401: "No valid API key",
+        404: "No such job",
+        413: "Request body too large",
+        422: "Invalid request",
+        429: "Rate limit or quota reached",
+        503: "Redis unavailable",
+    }.items()
 }
 
 
@@ -95,6 +110,19 @@ async def _conflict(request: Request, exc: Exception) -> JSONResponse:
     return problem(request, 409, "conflict", "Conflict", str(exc))
 
 
+async def _unauthorized(request: Request, exc: Exception) -> JSONResponse:
+    response = problem(request, 401, "unauthorized", "Unauthorized", str(exc))
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+async def _too_many(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TooManyRequests)
+    response = problem(request, 429, "too-many-requests", "Too many requests", str(exc))
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("unavailable on %s: %s: %s", request.url.path, type(exc).__name__, exc)
     detail = str(exc) if isinstance(exc, ServiceUnavailable) else "the job store cannot be reached"
@@ -122,6 +150,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SpecInvalid, _spec_invalid)
     app.add_exception_handler(JobNotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(Unauthorized, _unauthorized)
+    app.add_exception_handler(TooManyRequests, _too_many)
     # Redis unreachable, slow, loading, read-only or full; the broker refusing a message.
     unavailable_errors = (
         ServiceUnavailable,

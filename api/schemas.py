@@ -102,4 +102,7 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     redis: Literal["ok", "unreachable"]
+    auth: Literal["enabled", "disabled"] = Field(
+        description="`disabled` only where an operator turned it off."
+    )
     workers: dict[str, int] = Field(description="Live workers per queue.")

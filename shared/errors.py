@@ -37,6 +37,18 @@ class Conflict(KerasJobsError):
     """The request does not fit the job's current state (a model not written yet, say)."""
 
 
+class Unauthorized(KerasJobsError):
+    """No API key, or one that is unknown or revoked."""
+
+
+class TooManyRequests(KerasJobsError):
+    """A rate limit or quota is reached; ``retry_after`` says when to try again, in seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class InvalidTransition(Conflict):
     """A status change that the job's current status does not allow."""
 

@@ -42,6 +42,22 @@ class RedisKeys:
         """Sorted set: ids of finished jobs, scored by when they finished (epoch ms)."""
         return f"{self.prefix}:finished"
 
+    def api_key(self, key_id: str) -> str:
+        """Hash: one API key's tenant, name, secret hash, and creation and revocation times."""
+        return f"{self.prefix}:apikey:{key_id}"
+
+    def api_keys(self) -> str:
+        """Set: the ids of every API key."""
+        return f"{self.prefix}:apikeys"
+
+    def rate(self, key_id: str, window: int) -> str:
+        """Counter: requests of one API key in one rate-limit window."""
+        return f"{self.prefix}:rate:{key_id}:{window}"
+
+    def idempotency(self, tenant: str, key: str) -> str:
+        """String: the job an Idempotency-Key created, with the hash of its request body."""
+        return f"{self.prefix}:tenant:{tenant}:idempotency:{key}"
+
     def broker_prefix(self) -> str:
         """Prefix of Celery's own keys (queues, unacknowledged messages) on the broker."""
         return f"{self.prefix}:celery:"

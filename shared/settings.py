@@ -55,6 +55,22 @@ class Settings(BaseSettings):
     retention_seconds: int = Field(
         30 * 24 * 3600, gt=0, description="How long a finished job, its records and its files are kept."
     )
+    auth_enabled: bool = Field(
+        True,
+        description="Require an API key on every route but /healthz and /readyz; off only for local use.",
+    )
+    max_active_jobs_per_tenant: int = Field(
+        20, ge=1, description="Queued plus running jobs a tenant may have; more is a 429."
+    )
+    rate_limit_requests: int = Field(600, ge=1, description="Requests one API key may make per window.")
+    rate_limit_window_seconds: int = Field(60, ge=1, description="The rate limit's window.")
+    max_request_bytes: int = Field(1_048_576, ge=1024, description="Largest request body; more is a 413.")
+    max_epochs: int = Field(1000, ge=1, le=1000, description="Most epochs a spec may ask for.")
+    max_batch_size: int = Field(65536, ge=1, le=65536, description="Largest batch size a spec may ask for.")
+    idempotency_seconds: int = Field(86_400, ge=1, description="How long an Idempotency-Key is remembered.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser; none by default."
+    )
     metrics_page_limit: int = Field(1000, gt=0, description="Most epoch records one metrics request returns.")
 
     @property

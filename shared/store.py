@@ -2,13 +2,14 @@
 
 import json
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import WatchError
 
-from shared.errors import InvalidTransition, JobNotFound, StaleAttempt
+from shared.errors import Conflict, InvalidTransition, JobNotFound, StaleAttempt, TooManyRequests
 from shared.jobs import (
     ACTIVE_STATUSES,
     NEXT_STATUSES,
@@ -25,6 +26,16 @@ from shared.redis_codec import connect, decode, hset_json, strings
 from shared.settings import Settings
 
 T = TypeVar("T")
+ACTIVE_OR_QUEUED = (JobStatus.QUEUED, *sorted(ACTIVE_STATUSES))
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An ``Idempotency-Key``, the hash of the request it came with, and how long to keep it."""
+
+    key: str
+    body_hash: str
+    ttl_seconds: int
 
 
 class JobStore:
@@ -40,16 +51,57 @@ class JobStore:
         """A store on the Redis and key prefix the settings name."""
         return cls(connect(settings), RedisKeys(settings.key_prefix), settings.retention_seconds)
 
-    def create(self, record: JobRecord) -> None:
-        """Store a new job with its first transition and add it to the list indexes."""
-        fields = record.model_dump(mode="json", exclude={"transitions"})
-        pipe = self.redis.pipeline(transaction=True)
-        hset_json(pipe, self.keys.job(record.id), fields)
+    def create(
+        self, record: JobRecord, *, max_active: int | None = None, idempotency: Idempotency | None = None
+    ) -> tuple[JobRecord, bool]:
+        """Store a new job with its first transition and add it to the list indexes, atomically
+        with its checks. Returns the job and whether it is new.
+
+        With ``max_active``, a tenant with that many queued or running jobs gets
+        ``TooManyRequests``. With ``idempotency``, a key already used for the same request
+        returns the job it created, and one used for another request is a ``Conflict``.
+        """
+        active = [self.keys.status_index(record.tenant, status.value) for status in ACTIVE_OR_QUEUED]
+        remembered = self.keys.idempotency(record.tenant, idempotency.key) if idempotency else None
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(*active, *([remembered] if remembered else []))  # type: ignore[no-untyped-call]
+                    if remembered and idempotency and (earlier := pipe.get(remembered)):
+                        pipe.unwatch()
+                        return self._replay(json.loads(str(earlier)), idempotency), False
+                    if max_active is not None:
+                        self._check_quota(pipe, active, max_active)
+                    pipe.multi()
+                    self._write_new(pipe, record)
+                    if remembered and idempotency:
+                        memo = json.dumps({"job_id": record.id, "body": idempotency.body_hash})
+                        pipe.set(remembered, memo, ex=idempotency.ttl_seconds)
+                    pipe.execute()
+                    return record, True
+                except WatchError:
+                    continue
+
+    def _write_new(self, pipe: Pipeline, record: JobRecord) -> None:
+        hset_json(pipe, self.keys.job(record.id), record.model_dump(mode="json", exclude={"transitions"}))
         for transition in record.transitions:
             pipe.rpush(self.keys.transitions(record.id), transition.model_dump_json())
         for index in self._indexes(record):
             pipe.zadd(index, {record.id: 0})
-        pipe.execute()
+
+    @staticmethod
+    def _check_quota(pipe: Pipeline, active: list[str], limit: int) -> None:
+        count = sum(int(pipe.zcard(index)) for index in active)
+        if count >= limit:
+            message = f"the tenant has {count} queued or running jobs; the limit is {limit}"
+            raise TooManyRequests(message, retry_after=30)
+
+    def _replay(self, memo: dict[str, str], idempotency: Idempotency) -> JobRecord:
+        if memo["body"] != idempotency.body_hash:
+            raise Conflict(
+                f"Idempotency-Key {idempotency.key!r} was used for a different request (job {memo['job_id']})"
+            )
+        return self.get(memo["job_id"])
 
     def get(self, job_id: str) -> JobRecord:
         """The job with its transitions; ``JobNotFound`` when there is none."""

@@ -65,6 +65,13 @@ def check_feasible(spec: JobSpec, settings: Settings) -> None:
                 "limit_exceeded",
             )
         )
+    limits = (
+        ("training.epochs", spec.training.epochs, settings.max_epochs, "epochs"),
+        ("training.batch_size", spec.training.batch_size, settings.max_batch_size, "samples"),
+    )
+    for field, value, limit, unit in limits:
+        if value > limit:
+            errors.append(FieldError(field, f"{value} {unit} is over the limit of {limit}", "limit_exceeded"))
     if spec.resources.max_runtime_seconds > settings.max_runtime_seconds_limit:
         errors.append(
             FieldError(

@@ -10,12 +10,14 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from redis import Redis
 
+from shared.apikeys import KeyStore
 from shared.keys import RedisKeys
 from shared.redis_codec import connect
 from shared.registry import WorkerRegistry
@@ -140,20 +142,27 @@ def worker(settings_env: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
             sys.stderr.write(log_path.read_text())
 
 
-@pytest.fixture(scope="session")
-def api_url(settings_env: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real uvicorn serving the API on a free port, with the suite's settings."""
+@contextmanager
+def running_api(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """A real uvicorn serving the API on a free port with ``env``; yields its URL."""
     port = free_port()
-    log_path = tmp_path_factory.mktemp("logs") / "api.log"
     command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=log)
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _serves(url), timeout=60, what="the API to start")
         yield url
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def api_url(settings_env: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API with the suite's settings (limits high enough for the suite's own traffic)."""
+    env = {**os.environ, "MAX_ACTIVE_JOBS_PER_TENANT": "100000", "RATE_LIMIT_REQUESTS": "1000000"}
+    with running_api(env, tmp_path_factory.mktemp("logs") / "api.log") as url:
+        yield url
 
 
 def _serves(url: str) -> bool:
@@ -163,8 +172,23 @@ def _serves(url: str) -> bool:
         return False
 
 
+def new_api_key(settings: Settings, tenant: str) -> str:
+    """A fresh API key of ``tenant``, stored where the suite's API looks for keys."""
+    _, key = KeyStore(connect(settings), RedisKeys(settings.key_prefix)).create(tenant, "tests")
+    return key
+
+
 @pytest.fixture(scope="session")
-def client(api_url: str) -> Iterator[httpx.Client]:
-    """An HTTP client on the running API."""
-    with httpx.Client(base_url=api_url, timeout=30) as http:
+def client(api_url: str, settings_env: Settings) -> Iterator[httpx.Client]:
+    """An HTTP client on the running API, with an API key of the tenant ``tests``."""
+    headers = {"Authorization": f"Bearer {new_api_key(settings_env, 'tests')}"}
+    with httpx.Client(base_url=api_url, timeout=30, headers=headers) as http:
+        yield http
+
+
+@pytest.fixture
+def other_client(api_url: str, settings_env: Settings) -> Iterator[httpx.Client]:
+    """A client of another tenant, made for this test."""
+    headers = {"Authorization": f"Bearer {new_api_key(settings_env, f'other-{uuid.uuid4().hex[:8]}')}"}
+    with httpx.Client(base_url=api_url, timeout=30, headers=headers) as http:
         yield http

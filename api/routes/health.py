@@ -1,11 +1,14 @@
 """Liveness and readiness."""
 
+import logging
+
 from fastapi import APIRouter, Request, Response
 from redis.exceptions import RedisError
 
 from api.schemas import Health, Readiness
 from shared.registry import WorkerRegistry
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 
@@ -24,13 +27,16 @@ def healthz() -> Health:
 def readyz(request: Request, response: Response) -> Readiness:
     """Ready when Redis answers; also counts the live workers on each queue."""
     registry: WorkerRegistry = request.app.state.registry
+    auth = "enabled" if request.app.state.settings.auth_enabled else "disabled"
+    if auth == "disabled":
+        log.warning("AUTH_ENABLED is false: the API accepts requests without a key")
     try:
         workers = registry.live()
     except RedisError:
         response.status_code = 503
-        return Readiness(ready=False, redis="unreachable", workers={})
+        return Readiness(ready=False, redis="unreachable", auth=auth, workers={})
     per_queue: dict[str, int] = {}
     for worker in workers:
         for queue in worker.queues:
             per_queue[queue] = per_queue.get(queue, 0) + 1
-    return Readiness(ready=True, redis="ok", workers=per_queue)
+    return Readiness(ready=True, redis="ok", auth=auth, workers=per_queue)

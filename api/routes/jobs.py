@@ -1,9 +1,11 @@
 """Jobs: submit, list, get and cancel."""
 
+import hashlib
+import json
 from typing import Annotated
 
 from celery import Celery
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 
 from api.dependencies import CeleryDep, JobDep, SettingsDep, StoreDep, TenantDep
 from api.problems import PROBLEM_RESPONSES
@@ -15,7 +17,7 @@ from shared.listing import list_jobs as list_job_page
 from shared.queue import send_training
 from shared.settings import QueueName
 from shared.spec import JobSubmission
-from shared.store import JobStore
+from shared.store import Idempotency, JobStore
 from shared.submission import resolve_submission
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
@@ -29,14 +31,36 @@ def submit_job(
     celery: CeleryDep,
     settings: SettingsDep,
     tenant: TenantDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            pattern=r"^[\x21-\x7e]{1,255}$",
+            description="Retry-safe submission: the same key with the same body returns the first job "
+            "and creates nothing; with another body it is a 409. Keys are kept 24 hours.",
+        ),
+    ] = None,
 ) -> JobView:
     """Validate the spec (or preset with overrides), store the job, then enqueue it."""
     spec = resolve_submission(submission, settings)
     record = JobRecord.new(new_job_id(), tenant, spec, submission.preset)
-    store.create(record)
-    enqueue(store, celery, record, spec.resources.queue or settings.default_queue)
-    response.headers["Location"] = f"/v1/jobs/{record.id}"
-    return JobView.of(record)
+    memo = (
+        Idempotency(idempotency_key, body_hash(submission), settings.idempotency_seconds)
+        if idempotency_key
+        else None
+    )
+    stored, created = store.create(record, max_active=settings.max_active_jobs_per_tenant, idempotency=memo)
+    if created:
+        enqueue(store, celery, stored, spec.resources.queue or settings.default_queue)
+    else:
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = f"/v1/jobs/{stored.id}"
+    return JobView.of(stored)
+
+
+def body_hash(submission: JobSubmission) -> str:
+    """A digest of what was asked for (fields as posted, in a canonical order)."""
+    canonical = json.dumps(submission.model_dump(mode="json", exclude_unset=True), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def enqueue(store: JobStore, celery: Celery, record: JobRecord, queue: QueueName) -> None:

@@ -1,0 +1,114 @@
+"""API keys: each belongs to a tenant; only a hash of its secret is stored.
+
+A key reads ``kj_<id>_<secret>``: the id finds its record, and the secret's SHA-256 is
+compared in constant time. Secrets are 256 random bits, so a fast hash is enough.
+"""
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from datetime import datetime
+from typing import Any, cast
+
+from pydantic import BaseModel, Field
+from redis import Redis
+
+from shared.jobs import utc_now
+from shared.keys import RedisKeys
+from shared.redis_codec import strings
+
+TENANT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+_TOKEN = re.compile(r"^kj_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+
+
+class ApiKeyInfo(BaseModel):
+    id: str
+    tenant: str
+    name: str = ""
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class Caller(BaseModel):
+    """Who a request comes from, and how many requests its key made in this window."""
+
+    tenant: str
+    key_id: str
+    requests_in_window: int = Field(ge=0)
+
+
+def _info(key_id: str, record: dict[str, str]) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        id=key_id,
+        tenant=record["tenant"],
+        name=record.get("name", ""),
+        created_at=datetime.fromisoformat(record["created_at"]),
+        revoked_at=datetime.fromisoformat(record["revoked_at"]) if record.get("revoked_at") else None,
+    )
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class KeyStore:
+    """Creates, checks, lists and revokes API keys."""
+
+    def __init__(self, redis: Redis, keys: RedisKeys) -> None:
+        self.redis, self.keys = redis, keys
+
+    def create(self, tenant: str, name: str = "") -> tuple[ApiKeyInfo, str]:
+        """A new key for ``tenant``: its record, and the key itself, which is shown only now."""
+        if not re.match(TENANT_PATTERN, tenant):
+            raise ValueError(f"tenant {tenant!r} must match {TENANT_PATTERN}")
+        key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+        info = ApiKeyInfo(id=key_id, tenant=tenant, name=name, created_at=utc_now())
+        record = {
+            "tenant": tenant,
+            "name": name,
+            "hash": _digest(secret),
+            "created_at": info.created_at.isoformat(),
+        }
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.api_key(key_id), mapping=cast(Any, record))  # redis-py's stubs: see redis_codec
+        pipe.sadd(self.keys.api_keys(), key_id)
+        pipe.execute()
+        return info, f"kj_{key_id}_{secret}"
+
+    def authenticate(self, token: str, window_seconds: int) -> Caller | None:
+        """The caller a key belongs to, counting this request in its rate window; None when the
+        key is malformed, unknown or revoked."""
+        match = _TOKEN.match(token)
+        if match is None:
+            return None
+        key_id, secret = match.groups()
+        window = int(time.time()) // window_seconds
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.api_key(key_id))
+        pipe.incr(self.keys.rate(key_id, window))
+        pipe.expire(self.keys.rate(key_id, window), window_seconds * 2)
+        record, count, _ = pipe.execute()
+        valid = bool(record) and not record.get("revoked_at")
+        # Compare even for an unknown key, so the answer takes the same time either way.
+        expected = record.get("hash", "0" * 64) if record else "0" * 64
+        if not (hmac.compare_digest(_digest(secret), expected) and valid):
+            return None
+        return Caller(tenant=record["tenant"], key_id=key_id, requests_in_window=int(count))
+
+    def list(self) -> list[ApiKeyInfo]:
+        """Every key, oldest first, without its secret hash."""
+        ids = strings(self.redis.smembers(self.keys.api_keys()))
+        pipe = self.redis.pipeline(transaction=False)
+        for key_id in ids:
+            pipe.hgetall(self.keys.api_key(key_id))
+        infos = [_info(key_id, record) for key_id, record in zip(ids, pipe.execute(), strict=True) if record]
+        return sorted(infos, key=lambda info: info.created_at)
+
+    def revoke(self, key_id: str) -> bool:
+        """Revoke a key at once; False when there is no such key."""
+        if not self.redis.exists(self.keys.api_key(key_id)):
+            return False
+        self.redis.hset(self.keys.api_key(key_id), "revoked_at", utc_now().isoformat())
+        return True

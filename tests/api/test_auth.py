@@ -1,0 +1,145 @@
+"""Authentication, tenant isolation, idempotent submission and request hardening."""
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from api.problems import PROBLEM_JSON
+from shared.apikeys import KeyStore
+from shared.keys import RedisKeys
+from shared.redis_codec import connect
+from shared.settings import Settings
+from tests.helpers import tiny_spec
+
+IDLE = tiny_spec(resources={"queue": "gpu"})  # no test worker consumes the gpu queue
+
+
+def submit(client: httpx.Client, body: dict[str, Any] | None = None, **headers: str) -> httpx.Response:
+    return client.post("/v1/jobs", json=body or IDLE, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/jobs"),
+        ("POST", "/v1/jobs"),
+        ("GET", "/v1/presets"),
+        ("GET", f"/v1/jobs/{'0' * 24}/metrics"),
+    ],
+)
+def test_no_key_is_a_401(api_url: str, method: str, path: str) -> None:
+    response = httpx.request(method, f"{api_url}{path}", json=IDLE)
+    assert response.status_code == 401
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("key", ["nonsense", "kj_000000000000_" + "a" * 43, "Basic abc"])
+def test_a_bad_key_is_a_401(api_url: str, key: str) -> None:
+    response = httpx.get(f"{api_url}/v1/jobs", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 401
+
+
+def test_health_and_readiness_need_no_key(api_url: str) -> None:
+    assert httpx.get(f"{api_url}/healthz").status_code == 200
+    ready = httpx.get(f"{api_url}/readyz").json()
+    assert (ready["ready"], ready["auth"]) == (True, "enabled")
+
+
+def test_a_revoked_key_stops_working(api_url: str, settings_env: Settings) -> None:
+    keys = KeyStore(connect(settings_env), RedisKeys(settings_env.key_prefix))
+    info, key = keys.create("revoked-tenant")
+    headers = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(f"{api_url}/v1/jobs", headers=headers).status_code == 200
+    assert keys.revoke(info.id) is True
+    assert httpx.get(f"{api_url}/v1/jobs", headers=headers).status_code == 401
+
+
+def test_keys_are_stored_only_as_hashes(settings_env: Settings) -> None:
+    redis = connect(settings_env)
+    keys = KeyStore(redis, RedisKeys(settings_env.key_prefix))
+    info, key = keys.create("hash-tenant")
+    stored = redis.hgetall(RedisKeys(settings_env.key_prefix).api_key(info.id))
+    secret = key.rsplit("_", 1)[1]
+    assert secret not in str(stored)
+    assert len(stored["hash"]) == 64
+
+
+def test_another_tenant_s_job_is_a_404_everywhere(client: httpx.Client, other_client: httpx.Client) -> None:
+    job_id = submit(client).json()["id"]
+    for method, path in [("GET", ""), ("GET", "/metrics"), ("GET", "/model"), ("POST", "/cancel")]:
+        response = other_client.request(method, f"/v1/jobs/{job_id}{path}")
+        assert response.status_code == 404, path
+        assert response.json()["detail"] == f"no job with id {job_id!r}"
+    assert job_id not in [job["id"] for job in other_client.get("/v1/jobs").json()["items"]]
+    assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued", "its owner still sees it"
+
+
+def test_the_same_idempotency_key_and_body_returns_the_first_job(client: httpx.Client) -> None:
+    key = uuid.uuid4().hex
+    first = submit(client, **{"Idempotency-Key": key})
+    again = submit(client, **{"Idempotency-Key": key})
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    tag = {"tags": {"idem": key}}
+    tagged = [submit(client, IDLE | tag, **{"Idempotency-Key": f"{key}-t"}) for _ in range(3)]
+    listed = client.get("/v1/jobs", params={"tag": f"idem:{key}"}).json()["items"]
+    assert [job["id"] for job in listed] == [tagged[0].json()["id"]], "three requests, one job"
+
+
+def test_the_same_idempotency_key_with_another_body_is_a_409(client: httpx.Client) -> None:
+    key = uuid.uuid4().hex
+    assert submit(client, **{"Idempotency-Key": key}).status_code == 202
+    other = submit(client, IDLE | {"name": "another"}, **{"Idempotency-Key": key})
+    assert other.status_code == 409
+    assert "different request" in other.json()["detail"]
+
+
+def test_idempotency_keys_belong_to_their_tenant(client: httpx.Client, other_client: httpx.Client) -> None:
+    key = uuid.uuid4().hex
+    mine, theirs = (
+        submit(client, **{"Idempotency-Key": key}),
+        submit(other_client, **{"Idempotency-Key": key}),
+    )
+    assert mine.json()["id"] != theirs.json()["id"]
+
+
+def test_a_10_mb_body_is_a_413(client: httpx.Client) -> None:
+    response = client.post(
+        "/v1/jobs", content=b"{" + b" " * 10_000_000 + b"}", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == PROBLEM_JSON
+
+
+def test_a_chunked_body_over_the_limit_is_a_413(client: httpx.Client) -> None:
+    chunks = (b" " * 65536 for _ in range(40))
+    response = client.post("/v1/jobs", content=chunks, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_spec_caps_name_their_limit(client: httpx.Client, settings_env: Settings) -> None:
+    response = submit(client, tiny_spec(model={"hidden_layers": [8192, 8192, 8192]}))
+    assert response.status_code == 422
+    (error,) = response.json()["errors"]
+    assert error["field"] == "model.hidden_layers"
+    assert f"{settings_env.max_model_parameters:,}" in error["message"]
+
+
+def test_responses_carry_security_headers_and_no_cors(client: httpx.Client) -> None:
+    response = client.get("/v1/presets", headers={"Origin": "https://elsewhere.example"})
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["cache-control"] == "no-store"
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_no_traceback_or_internal_path_in_errors(client: httpx.Client) -> None:
+    bodies = [submit(client, {"model": {"hidden_layers": "x"}}).text, client.get("/v1/jobs/%00").text]
+    for body in bodies:
+        assert "Traceback" not in body
+        assert ".py" not in body
+        assert "site-packages" not in body
