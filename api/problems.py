@@ -49,8 +49,17 @@ class Problem(BaseModel):
     errors: list[FieldProblem] | None = None
 
 
+def problem_response(description: str) -> dict[str, Any]:
+    """An OpenAPI response entry for a problem document."""
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {"model": Problem, "content": {PROBLEM_JSON: {"schema": schema}}, "description": description}
+
+
+CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {
+    409: problem_response("The request does not fit the job's state")
+}
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": text}
+    code: problem_response(text)
     for code, text in {
         401: "No valid API key",
         404: "No such job",
@@ -133,6 +142,9 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # FastAPI's answer to a body it cannot decode: invalid, like bad JSON
+        unreadable = FieldProblem(field="body", location="body", message=str(exc.detail), type="json_invalid")
+        return _invalid(request, [unreadable])
     title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Request refused")
     response = problem(request, exc.status_code, "http-error", title, str(exc.detail))
     response.headers.update(exc.headers or {})

@@ -8,7 +8,7 @@ from celery import Celery
 from fastapi import APIRouter, Header, Query, Response
 
 from api.dependencies import CeleryDep, JobDep, SettingsDep, StoreDep, TenantDep
-from api.problems import PROBLEM_RESPONSES
+from api.problems import CONFLICT_RESPONSE, PROBLEM_RESPONSES
 from api.schemas import JobPage, JobSummary, JobView
 from shared import lifecycle
 from shared.errors import FieldError, ServiceUnavailable, SpecInvalid
@@ -23,7 +23,9 @@ from shared.submission import resolve_submission
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
 
-@router.post("", status_code=202, response_model=JobView, summary="Submit a training job")
+@router.post(
+    "", status_code=202, response_model=JobView, responses=CONFLICT_RESPONSE, summary="Submit a training job"
+)
 def submit_job(
     submission: JobSubmission,
     response: Response,
@@ -116,7 +118,10 @@ def get_job(job: JobDep) -> JobView:
 @router.post(
     "/{job_id}/cancel",
     response_model=JobView,
-    responses={202: {"model": JobView, "description": "Cancelling: the job stops at its next batch end"}},
+    responses={
+        202: {"model": JobView, "description": "Cancelling: the job stops at its next batch end"},
+        **CONFLICT_RESPONSE,
+    },
     summary="Cancel a job",
 )
 def cancel_job(job: JobDep, store: StoreDep, response: Response) -> JobView:

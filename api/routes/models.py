@@ -4,7 +4,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from api.dependencies import JobDep, SettingsDep
-from api.problems import PROBLEM_RESPONSES, Problem
+from api.problems import CONFLICT_RESPONSE, PROBLEM_RESPONSES
 from shared.artifacts import model_path
 from shared.errors import Conflict
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES
             "content": {"application/octet-stream": {}},
             "description": "The model, for keras.models.load_model",
         },
-        409: {"model": Problem, "description": "The job has no model yet"},
+        **CONFLICT_RESPONSE,
     },
     summary="Download the trained model",
 )

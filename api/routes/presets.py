@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
+from api.problems import PROBLEM_RESPONSES
 from api.schemas import PresetView
 from shared.presets import PRESETS
 
-router = APIRouter(prefix="/v1/presets", tags=["presets"])
+router = APIRouter(prefix="/v1/presets", tags=["presets"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("", response_model=list[PresetView], summary="List presets")

@@ -116,3 +116,9 @@ def test_unknown_route_is_a_404_problem(client: httpx.Client) -> None:
     response = client.get("/v2/nothing")
     assert response.status_code == 404
     assert response.headers["content-type"] == PROBLEM_JSON
+
+
+def test_a_body_that_is_not_utf8_is_a_422(client: httpx.Client) -> None:
+    response = client.post("/v1/jobs", content=b"\xff\xfe\xfa", headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "body"
