@@ -105,7 +105,7 @@ def load_checkpoint(artifacts_dir: Path, job_id: str, attempt: int, epoch: int) 
     folder = checkpoint_dir(artifacts_dir, job_id, attempt, epoch)
     if not (folder / MODEL_FILE).is_file():
         raise TrainingError(f"the checkpoint of epoch {epoch} is missing from the artifacts; cannot resume")
-    model = keras.models.load_model(folder / MODEL_FILE)
+    model = keras.models.load_model(folder / MODEL_FILE, safe_mode=True)  # never run code from a file
     state = json.loads((folder / STATE_FILE).read_text())
     best_weights = None
     if (folder / BEST_WEIGHTS_FILE).is_file():
