@@ -13,6 +13,7 @@ from shared.jobs import EpochRecord, JobStatus
 
 POLL_SECONDS = 0.5
 REQUEST_TIMEOUT_SECONDS = 10.0
+AUTH_HEADER = '-H "Authorization: Bearer $KJOBS_API_KEY"'
 
 
 class DemoError(RuntimeError):
@@ -28,9 +29,17 @@ def demo_submission(epochs: int, train_limit: int) -> dict[str, Any]:
     }
 
 
-def run_demo(api_url: str, body: dict[str, Any], console: Console, check: Callable[[], None]) -> JobView:
-    """Submit ``body``, print each epoch as it is recorded, and return the finished job."""
-    with httpx.Client(base_url=api_url, timeout=REQUEST_TIMEOUT_SECONDS) as client:
+def run_demo(
+    api_url: str,
+    body: dict[str, Any],
+    console: Console,
+    check: Callable[[], None],
+    api_key: str | None = None,
+) -> JobView:
+    """Submit ``body``, print each epoch as it is recorded, and return the finished job; every
+    request carries ``api_key``, if any."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    with httpx.Client(base_url=api_url, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS) as client:
         job = JobView.model_validate_json(_ok(client.post("/v1/jobs", json=body)).text)
         console.print(f"Submitted demo job [bold]{job.id}[/] ({job.status.value})")
         follow(client, job.id, console, check)
@@ -86,15 +95,17 @@ def show_outcome(job: JobView, console: Console) -> None:
         console.print(f"Demo job [bold]{job.status.value}[/]")
 
 
-def curl_examples(api_url: str, body: dict[str, Any], job_id: str) -> list[str]:
-    """Ready-to-paste curl lines for the running API: submit, metrics, get, cancel, model."""
+def curl_examples(api_url: str, body: dict[str, Any], job_id: str, authenticated: bool = False) -> list[str]:
+    """Ready-to-paste curl lines for the running API: submit, metrics, get, cancel, model; with
+    ``authenticated``, each sends the key in ``$KJOBS_API_KEY``."""
     job = f"{api_url}/v1/jobs/{job_id}"
+    curl = f"curl -s {AUTH_HEADER}" if authenticated else "curl -s"
     return [
-        f"curl -s -X POST {api_url}/v1/jobs -H 'Content-Type: application/json' -d '{json.dumps(body)}'",
-        f'curl -s "{job}/metrics?after_epoch=0"',
-        f'curl -s "{job}"',
-        f'curl -s -X POST "{job}/cancel"',
-        f'curl -s -o {job_id}.keras "{job}/model"',
+        f"{curl} -X POST {api_url}/v1/jobs -H 'Content-Type: application/json' -d '{json.dumps(body)}'",
+        f'{curl} "{job}/metrics?after_epoch=0"',
+        f'{curl} "{job}"',
+        f'{curl} -X POST "{job}/cancel"',
+        f'{curl} -o {job_id}.keras "{job}/model"',
     ]
 
 

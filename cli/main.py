@@ -2,19 +2,24 @@
 
 import logging
 import os
+import shlex
 import signal
+from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, get_args
 
 import httpx
 import typer
+from redis import RedisError
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
+from cli import admin
 from cli.demo import DemoError, curl_examples, demo_submission, run_demo
 from cli.redis_server import RedisStartError
 from cli.stack import DEFAULT_QUEUES, Stack, StackError, api_argv, local_stack, state_paths, worker_argv
-from shared.settings import QueueName
+from shared.settings import QueueName, Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +29,14 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(admin.app, name="admin")
 # Paths and URLs must stay whole when the output goes to a file (where Rich assumes 80 columns).
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 HostOption = Annotated[str, typer.Option(help="Interface the API listens on.")]
 PortOption = Annotated[int, typer.Option(min=1, max=65535, help="Port the API listens on.")]
+LOCAL_TENANT = "local"
 
 
 @app.callback()
@@ -51,14 +58,16 @@ def up(
     epochs: Annotated[int, typer.Option(min=1, help="Epochs of the demo job.")] = 3,
     train_limit: Annotated[int, typer.Option(min=1, help="Training images of the demo job.")] = 5000,
 ) -> None:
-    """Start Redis, a worker and the API; run a demo job; stay up until Ctrl-C."""
+    """Start Redis, a worker and the API; issue an API key; run a demo job; stay up until Ctrl-C."""
     signal.signal(signal.SIGTERM, _interrupt)
+    paths = state_paths()
     try:
-        with local_stack(host, port, state_paths()) as stack:
+        with local_stack(host, port, paths) as stack:
             show_stack(stack)
+            api_key = local_api_key(get_settings(), stack.redis.url, paths.api_key)
             body = demo_submission(epochs, train_limit)
-            job_id = demo_job(stack, body) if demo else None
-            show_examples(stack.api_url, body, job_id or "$JOB_ID")
+            job_id = demo_job(stack, body, api_key) if demo else None
+            show_examples(stack.api_url, body, job_id or "$JOB_ID", paths.api_key if api_key else None)
             console.print("[bold green]Up.[/] Press Ctrl-C to stop.")
             stack.wait()
     except KeyboardInterrupt:
@@ -82,19 +91,37 @@ def show_stack(stack: Stack) -> None:
         console.print(f"[bold]Log[/]        {path}", highlight=False)
 
 
-def demo_job(stack: Stack, body: dict[str, Any]) -> str | None:
+def local_api_key(settings: Settings, redis_url: str, path: Path) -> str | None:
+    """Issue a new API key of tenant ``local`` into ``path`` and say so; None when auth is off."""
+    if not settings.auth_enabled:
+        path.unlink(missing_ok=True)  # a key of an earlier run would only mislead
+        console.print("[bold]Auth[/]       authentication is off (AUTH_ENABLED=false)", highlight=False)
+        return None
+    try:
+        info, key = admin.issue_key_file(settings, redis_url, LOCAL_TENANT, "kjobs up", path)
+    except (RedisError, OSError) as error:
+        raise StackError(f"could not issue an API key: {error}") from None
+    where = escape(str(path))
+    console.print(f"[bold]Key[/]        {where}  (tenant {info.tenant}, id {info.id})", highlight=False)
+    return key
+
+
+def demo_job(stack: Stack, body: dict[str, Any], api_key: str | None) -> str | None:
     """Run the demo job and return its id; a failing request is reported, not fatal."""
     try:
-        return run_demo(stack.api_url, body, console, stack.check_running).id
+        return run_demo(stack.api_url, body, console, stack.check_running, api_key).id
     except (DemoError, httpx.HTTPError, ValueError) as error:
         err_console.print(f"[bold red]demo failed:[/] {error}", highlight=False, soft_wrap=True)
         return None
 
 
-def show_examples(api_url: str, body: dict[str, Any], job_id: str) -> None:
-    """Curl lines to paste while the stack runs."""
+def show_examples(api_url: str, body: dict[str, Any], job_id: str, key_path: Path | None) -> None:
+    """Curl lines to paste while the stack runs; with ``key_path``, they send its API key."""
     console.print("\nTry the API:")
-    for line in curl_examples(api_url, body, job_id):
+    lines = curl_examples(api_url, body, job_id, authenticated=key_path is not None)
+    if key_path is not None:
+        lines.insert(0, f"export KJOBS_API_KEY=$(cat {shlex.quote(str(key_path))})")
+    for line in lines:
         console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
     console.print()
 

@@ -32,7 +32,7 @@ class StackError(RuntimeError):
 
 @dataclass(frozen=True)
 class StatePaths:
-    """The folder of a local stack's state: Redis data, logs and model artifacts."""
+    """The folder of a local stack's state: Redis data, logs, model artifacts and an API key."""
 
     root: Path
 
@@ -50,6 +50,11 @@ class StatePaths:
     def artifacts(self) -> Path:
         """The default ARTIFACTS_DIR."""
         return self.root / "artifacts"
+
+    @property
+    def api_key(self) -> Path:
+        """The API key ``kjobs up`` issued last (mode 0600)."""
+        return self.root / "api-key"
 
 
 def state_paths() -> StatePaths:

@@ -4,9 +4,11 @@ import fcntl
 import os
 import queue
 import re
+import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -173,6 +175,16 @@ def summary(lines: list[str], label: str) -> str:
     return values[0]
 
 
+def check_api_key(api_url: str, key_file: Path, key_id: str) -> None:
+    """The key file of ``kjobs up`` is its owner's only, and holds a key the API takes."""
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = key_file.read_text().strip()
+    assert key.startswith(f"kj_{key_id}_")
+    assert httpx.get(f"{api_url}/v1/presets", timeout=10).status_code == 401
+    authorized = httpx.get(f"{api_url}/v1/presets", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    assert authorized.status_code == 200, authorized.text
+
+
 @pytest.mark.e2e
 def test_up_runs_the_demo_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     port, state = free_port(), tmp_path.resolve() / ".kjobs"
@@ -206,11 +218,25 @@ def test_up_runs_the_demo_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) ->
         assert result, outcome
         assert float(result.group(1)) > 0.5, "the learnable dataset should be learnt"
         assert (state / "artifacts" / job_id / "model.attempt-1.keras").is_file()
-        assert f'  curl -s "{api_url}/v1/jobs/{job_id}"' in lines
+        key_file = state / "api-key"
+        key_line = re.fullmatch(
+            rf"{re.escape(str(key_file))}  \(tenant local, id ([0-9a-f]{{12}})\)", summary(lines, "Key")
+        )
+        assert key_line, summary(lines, "Key")
+        assert f"  export KJOBS_API_KEY=$(cat {shlex.quote(str(key_file))})" in lines
+        auth = '-H "Authorization: Bearer $KJOBS_API_KEY"'
+        assert f'  curl -s {auth} "{api_url}/v1/jobs/{job_id}"' in lines
+        assert all(auth in line for line in lines if line.startswith("  curl ")), run.output.text
+        check_api_key(api_url, key_file, key_line.group(1))
 
         readiness = httpx.get(f"{api_url}/readyz", timeout=10)
         assert readiness.status_code == 200
-        assert readiness.json() == {"ready": True, "redis": "ok", "workers": {"cpu": 1, "gpu": 1}}
+        assert readiness.json() == {
+            "ready": True,
+            "redis": "ok",
+            "auth": "enabled",
+            "workers": {"cpu": 1, "gpu": 1},
+        }
 
         children = psutil.Process(run.process.pid).children(recursive=True)
         run.started += children
