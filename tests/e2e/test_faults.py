@@ -21,6 +21,8 @@ import psutil
 import pytest
 from redis import Redis
 
+from shared.apikeys import KeyStore
+from shared.keys import RedisKeys
 from tests.conftest import stop
 from tests.helpers import free_port, tiny_spec, wait_for
 
@@ -48,6 +50,7 @@ class Stack:
     api: subprocess.Popen[bytes] | None = None
     redis: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
 
     def start_redis(self) -> None:
         command = [
@@ -112,6 +115,8 @@ def stack(tmp_path: Path, datasets_dir: Path) -> Iterator[Stack]:
     }
     stack = Stack(tmp_path, env, redis_port)
     stack.start_redis()
+    keys = KeyStore(Redis(port=redis_port, decode_responses=True), RedisKeys(env["KEY_PREFIX"]))
+    stack.headers = {"Authorization": f"Bearer {keys.create('faults')[1]}"}
     command = [
         sys.executable,
         "-m",
@@ -140,19 +145,21 @@ def _serves(url: str) -> bool:
 
 
 def submit(stack: Stack, spec: dict[str, Any]) -> str:
-    response = httpx.post(f"{stack.url}/v1/jobs", json=spec, timeout=10)
+    response = httpx.post(f"{stack.url}/v1/jobs", json=spec, timeout=10, headers=stack.headers)
     assert response.status_code == 202, response.text
     job_id: str = response.json()["id"]
     return job_id
 
 
 def job(stack: Stack, job_id: str) -> dict[str, Any]:
-    found: dict[str, Any] = httpx.get(f"{stack.url}/v1/jobs/{job_id}", timeout=10).json()
+    found: dict[str, Any] = httpx.get(
+        f"{stack.url}/v1/jobs/{job_id}", timeout=10, headers=stack.headers
+    ).json()
     return found
 
 
 def epochs(stack: Stack, job_id: str) -> list[tuple[int, int]]:
-    page = httpx.get(f"{stack.url}/v1/jobs/{job_id}/metrics", timeout=10).json()
+    page = httpx.get(f"{stack.url}/v1/jobs/{job_id}/metrics", timeout=10, headers=stack.headers).json()
     return [(record["epoch"], record["attempt"]) for record in page["records"]]
 
 
@@ -207,7 +214,9 @@ def test_the_api_answers_503_fast_while_redis_is_down_and_jobs_survive_it(stack:
     requests = [("GET", f"/v1/jobs/{job_id}"), ("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/readyz")]
     for method, path in requests:
         started = time.monotonic()
-        response = httpx.request(method, f"{stack.url}{path}", json=tiny_spec(), timeout=10)
+        response = httpx.request(
+            method, f"{stack.url}{path}", json=tiny_spec(), timeout=10, headers=stack.headers
+        )
         assert response.status_code == 503, (path, response.text)
         assert time.monotonic() - started < 2.5, path
     assert httpx.get(f"{stack.url}/healthz").status_code == 200
@@ -238,7 +247,7 @@ def test_the_runtime_limit_ends_the_job_with_its_best_model(stack: Stack) -> Non
     assert (ended["status"], ended["stop_reason"]) == ("succeeded", "max_runtime")
     assert 1 <= ended["result"]["stopped_epoch"] < 500
     assert ended["has_model"] is True
-    assert httpx.get(f"{stack.url}/v1/jobs/{ended['id']}/model").status_code == 200
+    assert httpx.get(f"{stack.url}/v1/jobs/{ended['id']}/model", headers=stack.headers).status_code == 200
 
 
 def test_a_cancel_that_is_not_honoured_in_time_terminates_the_worker(stack: Stack, tmp_path: Path) -> None:
@@ -246,13 +255,13 @@ def test_a_cancel_that_is_not_honoured_in_time_terminates_the_worker(stack: Stac
     worker = stack.start_worker(CANCEL_CHECK_SECONDS="3600")
     job_id = submit(stack, SLOW_SPEC | {"training": {"epochs": 100, "batch_size": 4}})
     wait_for_epoch(stack, job_id, 1)
-    response = httpx.post(f"{stack.url}/v1/jobs/{job_id}/cancel")
+    response = httpx.post(f"{stack.url}/v1/jobs/{job_id}/cancel", headers=stack.headers)
     assert (response.status_code, response.json()["status"]) == (202, "cancelling")
     ended = wait_until_ended(stack, job_id, timeout=30)
     assert (ended["status"], ended["stop_reason"], ended["has_model"]) == ("cancelled", "cancelled", True)
     assert "not honoured" in ended["transitions"][-1]["reason"]
     assert worker.wait(timeout=30) == 70
-    model = httpx.get(f"{stack.url}/v1/jobs/{job_id}/model")
+    model = httpx.get(f"{stack.url}/v1/jobs/{job_id}/model", headers=stack.headers)
     assert model.status_code == 200
     (tmp_path / "model.keras").write_bytes(model.content)
     assert keras.models.load_model(tmp_path / "model.keras").output_shape == (None, 10)
