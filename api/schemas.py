@@ -14,6 +14,7 @@ from shared.jobs import (
     JobStatus,
     Progress,
     StopReason,
+    StudyMembership,
     Transition,
 )
 from shared.spec import JobSpec
@@ -40,6 +41,7 @@ class JobSummary(BaseModel):
     best: BestEpoch | None = Field(description="The best epoch so far by the monitored metric.")
     result: JobResult | None
     error: JobErrorInfo | None
+    study: StudyMembership | None = Field(None, description="The study the job belongs to, if any.")
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None

@@ -116,6 +116,13 @@ class EpochRecord(BaseModel):
     at: datetime
 
 
+class StudyMembership(BaseModel):
+    """The study a job belongs to, and its variant's name there."""
+
+    id: str
+    variant: str
+
+
 class JobRecord(BaseModel):
     """Everything stored about a job but its transitions and epoch records."""
 
@@ -131,6 +138,7 @@ class JobRecord(BaseModel):
     result: JobResult | None = None
     error: JobErrorInfo | None = None
     has_model: bool = False
+    study: StudyMembership | None = None
     transitions: list[Transition] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
@@ -138,7 +146,9 @@ class JobRecord(BaseModel):
     finished_at: datetime | None = None
 
     @classmethod
-    def new(cls, job_id: str, tenant: str, spec: JobSpec, preset: str | None) -> Self:
+    def new(
+        cls, job_id: str, tenant: str, spec: JobSpec, preset: str | None, study: StudyMembership | None = None
+    ) -> Self:
         """A freshly submitted, queued job."""
         now = utc_now()
         progress = Progress(epoch=0, epochs=spec.training.epochs)
@@ -150,6 +160,7 @@ class JobRecord(BaseModel):
             spec=spec,
             status=JobStatus.QUEUED,
             progress=progress,
+            study=study,
             transitions=[queued],
             created_at=now,
             updated_at=now,

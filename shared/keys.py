@@ -42,6 +42,18 @@ class RedisKeys:
         """Sorted set: ids of finished jobs, scored by when they finished (epoch ms)."""
         return f"{self.prefix}:finished"
 
+    def study(self, study_id: str) -> str:
+        """String: a study's record as JSON."""
+        return f"{self.prefix}:study:{study_id}"
+
+    def study_pending(self, study_id: str) -> str:
+        """List: ids of a study's jobs not yet sent to a queue (its parallelism cap holds them)."""
+        return f"{self.prefix}:study:{study_id}:pending"
+
+    def studies_index(self, tenant: str) -> str:
+        """Sorted set (all scores 0): a tenant's study ids, which sort by creation time."""
+        return f"{self.prefix}:tenant:{tenant}:studies"
+
     def api_key(self, key_id: str) -> str:
         """Hash: one API key's tenant, name, secret hash, and creation and revocation times."""
         return f"{self.prefix}:apikey:{key_id}"

@@ -89,6 +89,13 @@ class JobStore:
         for index in self._indexes(record):
             pipe.zadd(index, {record.id: 0})
 
+    def active_count(self, tenant: str) -> int:
+        """The tenant's queued and running jobs."""
+        pipe = self.redis.pipeline(transaction=False)
+        for status in ACTIVE_OR_QUEUED:
+            pipe.zcard(self.keys.status_index(tenant, status.value))
+        return sum(int(count) for count in pipe.execute())
+
     @staticmethod
     def _check_quota(pipe: Pipeline, active: list[str], limit: int) -> None:
         count = sum(int(pipe.zcard(index)) for index in active)

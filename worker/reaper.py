@@ -21,6 +21,7 @@ from shared.jobs import JobRecord, JobStatus
 from shared.queue import send_training
 from shared.settings import Settings
 from shared.store import JobStore
+from shared.study_store import StudyStore, dispatch_study
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +75,7 @@ class Reaper:
             send_training(self.celery, job_id, settled.spec.resources.queue or self.settings.default_queue)
         if settled.status.is_terminal():
             clear_checkpoints(self.settings.artifacts_dir, job_id)
+            if settled.study is not None:
+                dispatch_study(
+                    StudyStore(self.store, self.settings.default_queue), self.celery, settled.study.id
+                )

@@ -18,6 +18,7 @@ from shared.queue import send_training
 from shared.settings import QueueName
 from shared.spec import JobSubmission
 from shared.store import Idempotency, JobStore
+from shared.study_store import StudyStore, dispatch_study
 from shared.submission import resolve_submission
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
@@ -124,8 +125,12 @@ def get_job(job: JobDep) -> JobView:
     },
     summary="Cancel a job",
 )
-def cancel_job(job: JobDep, store: StoreDep, response: Response) -> JobView:
+def cancel_job(
+    job: JobDep, store: StoreDep, celery: CeleryDep, settings: SettingsDep, response: Response
+) -> JobView:
     """A queued job is cancelled at once (200); a running one is `cancelling` (202) until it stops."""
     record = lifecycle.cancel(store, job.id)
+    if record.study is not None and record.status.is_terminal():
+        dispatch_study(StudyStore(store, settings.default_queue), celery, record.study.id)
     response.status_code = 200 if record.status.is_terminal() else 202
     return JobView.of(record)
