@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 from api.dependencies import get_tenant
 from api.middleware import BodyLimit, ConfiguredCORS, SecurityHeaders
 from api.problems import install_problem_handlers
-from api.routes import health, jobs, metrics, models, presets, studies
+from api.routes import datasets, health, jobs, metrics, models, presets, studies
 from shared.apikeys import KeyStore
 from shared.queue import create_celery_app
 from shared.registry import WorkerRegistry
@@ -45,7 +45,7 @@ def create_app() -> FastAPI:
     """A new app; settings are read when it starts, not when it is made."""
     app = FastAPI(title="keras-jobs", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_problem_handlers(app)
-    for module in (jobs, metrics, models, presets, studies):
+    for module in (jobs, metrics, models, presets, studies, datasets):
         app.include_router(module.router, dependencies=[Depends(get_tenant)])
     app.include_router(health.router)
     # Outermost last: CORS answers preflights, then headers are added, then bodies are limited.

@@ -40,7 +40,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = _settings(scope).max_request_bytes
+        settings = _settings(scope)
+        uploading = scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/datasets"
+        limit = settings.max_upload_bytes if uploading else settings.max_request_bytes
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             await _too_large(scope, receive, send, limit)

@@ -11,6 +11,11 @@ from pathlib import Path
 CHECKPOINT_MODEL_FILE = "model.keras"
 
 
+def dataset_path(artifacts_dir: Path, dataset_id: str) -> Path:
+    """The arrays of an uploaded dataset (``x_train``, ``y_train``, ``x_test``, ``y_test``)."""
+    return artifacts_dir / "datasets" / f"{dataset_id}.npz"
+
+
 def job_dir(artifacts_dir: Path, job_id: str) -> Path:
     """The folder of one job's files."""
     return artifacts_dir / job_id

@@ -54,6 +54,14 @@ class RedisKeys:
         """Sorted set (all scores 0): a tenant's study ids, which sort by creation time."""
         return f"{self.prefix}:tenant:{tenant}:studies"
 
+    def dataset(self, dataset_id: str) -> str:
+        """String: an uploaded dataset's description as JSON (its arrays are a file)."""
+        return f"{self.prefix}:dataset:{dataset_id}"
+
+    def datasets_index(self, tenant: str) -> str:
+        """Sorted set (all scores 0): a tenant's uploaded dataset ids, by upload time."""
+        return f"{self.prefix}:tenant:{tenant}:datasets"
+
     def api_key(self, key_id: str) -> str:
         """Hash: one API key's tenant, name, secret hash, and creation and revocation times."""
         return f"{self.prefix}:apikey:{key_id}"

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     rate_limit_requests: int = Field(600, ge=1, description="Requests one API key may make per window.")
     rate_limit_window_seconds: int = Field(60, ge=1, description="The rate limit's window.")
     max_request_bytes: int = Field(1_048_576, ge=1024, description="Largest request body; more is a 413.")
+    max_upload_bytes: int = Field(
+        200 * 1_048_576, ge=1024, description="Largest dataset upload (`POST /v1/datasets`); more is a 413."
+    )
+    max_expanded_bytes: int = Field(
+        1_073_741_824, ge=1024, description="Most bytes an uploaded archive may expand to."
+    )
     max_epochs: int = Field(1000, ge=1, le=1000, description="Most epochs a spec may ask for.")
     max_batch_size: int = Field(65536, ge=1, le=65536, description="Largest batch size a spec may ask for.")
     idempotency_seconds: int = Field(86_400, ge=1, description="How long an Idempotency-Key is remembered.")

@@ -8,7 +8,8 @@ from pydantic_core import PydanticCustomError
 
 from shared.settings import QueueName
 
-DatasetName = Literal["mnist", "fashion_mnist"]
+BUILTIN_DATASETS = ("mnist", "fashion_mnist")
+DatasetName = Annotated[str, Field(pattern=r"^(mnist|fashion_mnist|[0-9a-f]{24})$")]
 Activation = Literal["relu", "elu", "gelu", "selu", "swish", "tanh", "sigmoid", "leaky_relu"]
 Optimizer = Literal["adam", "sgd", "rmsprop", "adamw"]
 LoggedMetric = Literal["loss", "accuracy", "val_loss", "val_accuracy"]
@@ -38,7 +39,10 @@ class SpecModel(BaseModel):
 
 
 class DatasetSpec(SpecModel):
-    name: DatasetName = Field("mnist", description="Built-in dataset: `mnist` or `fashion_mnist`.")
+    name: DatasetName = Field(
+        "mnist",
+        description="`mnist`, `fashion_mnist`, or the id of a dataset uploaded to `POST /v1/datasets`.",
+    )
     validation_split: float = Field(
         0.3,
         ge=0.0,

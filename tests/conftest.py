@@ -160,7 +160,13 @@ def running_api(env: dict[str, str], log_path: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def api_url(settings_env: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The API with the suite's settings (limits high enough for the suite's own traffic)."""
-    env = {**os.environ, "MAX_ACTIVE_JOBS_PER_TENANT": "100000", "RATE_LIMIT_REQUESTS": "1000000"}
+    env = {
+        **os.environ,
+        "MAX_ACTIVE_JOBS_PER_TENANT": "100000",
+        "RATE_LIMIT_REQUESTS": "1000000",
+        "MAX_UPLOAD_BYTES": "20000000",
+        "MAX_EXPANDED_BYTES": "50000000",
+    }
     with running_api(env, tmp_path_factory.mktemp("logs") / "api.log") as url:
         yield url
 

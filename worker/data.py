@@ -1,6 +1,5 @@
 """Datasets: MNIST-style IDX files read with numpy in one pass each, split, and ZCA fitted."""
 
-import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,19 +7,13 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.errors import TrainingError
+from shared.idx import IDX_STEMS, IdxError, parse_idx
 
 Images = npt.NDArray[np.uint8]
 Labels = npt.NDArray[np.uint8]
 Floats = npt.NDArray[np.float32]
 
 FOLDERS = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}
-FILES = {
-    "x_train": "train-images-idx3-ubyte",
-    "y_train": "train-labels-idx1-ubyte",
-    "x_test": "t10k-images-idx3-ubyte",
-    "y_test": "t10k-labels-idx1-ubyte",
-}
-_IDX_DTYPES = {0x08: np.uint8}
 
 
 @dataclass(frozen=True)
@@ -47,22 +40,12 @@ class Split:
 
 def read_idx(path: Path) -> npt.NDArray[np.uint8]:
     """An IDX file (gzip or plain) as an array of the shape its header gives."""
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as stream:
-            data = stream.read()
-    except (OSError, EOFError) as exc:
+        return parse_idx(path.read_bytes(), path.name)
+    except OSError as exc:
         raise TrainingError(f"{path.name} cannot be read ({exc})") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise TrainingError(f"{path.name} is not an unsigned-byte IDX file")
-    ndim = data[3]
-    if len(data) < 4 + 4 * ndim:
-        raise TrainingError(f"{path.name}: the IDX header is cut short")
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    offset = 4 + 4 * ndim
-    if len(data) - offset != int(np.prod(shape)):
-        raise TrainingError(f"{path.name}: header says {shape}, file holds {len(data) - offset} bytes")
-    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
+    except IdxError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 def find_idx(folder: Path, stem: str) -> Path | None:
@@ -76,13 +59,22 @@ def find_idx(folder: Path, stem: str) -> Path | None:
 def read_idx_dataset(datasets_dir: Path, name: str) -> Arrays | None:
     """The dataset from ``datasets_dir/<folder>/``, or None when any of its four files is missing."""
     folder = datasets_dir / FOLDERS[name]
-    paths = {field: find_idx(folder, stem) for field, stem in FILES.items()}
+    paths = {field: find_idx(folder, stem) for field, stem in IDX_STEMS.items()}
     found = {field: path for field, path in paths.items() if path is not None}
-    if len(found) != len(FILES):
+    if len(found) != len(IDX_STEMS):
         return None
     arrays = Arrays(**{field: read_idx(path) for field, path in found.items()})
     check_arrays(name, arrays)
     return arrays
+
+
+def load_upload(path: Path) -> Arrays:
+    """An uploaded dataset's arrays, as the API stored them (already checked there)."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return Arrays(stored["x_train"], stored["y_train"], stored["x_test"], stored["y_test"])
+    except OSError:
+        raise TrainingError("the uploaded dataset is gone (deleted, or its file is missing)") from None
 
 
 def check_arrays(name: str, arrays: Arrays) -> None:

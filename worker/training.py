@@ -12,15 +12,15 @@ from pathlib import Path
 
 import keras
 
-from shared.artifacts import model_path
+from shared.artifacts import dataset_path, model_path
 from shared.errors import StaleAttempt, TrainingError
 from shared.jobs import BestEpoch, JobRecord, JobResult, StopReason
 from shared.settings import Settings
-from shared.spec import JobSpec
+from shared.spec import BUILTIN_DATASETS, JobSpec
 from shared.store import JobStore
 from worker.callbacks import EpochRecorder, GuardedEarlyStopping, StopController
 from worker.checkpoints import Checkpoint, Checkpointer, load_checkpoint, save_model
-from worker.data import Arrays, Split, fit_zca, read_idx_dataset, split_dataset
+from worker.data import Arrays, Split, fit_zca, load_upload, read_idx_dataset, split_dataset
 from worker.lease import AttemptSignals
 from worker.model import build_model, compile_model
 
@@ -48,8 +48,11 @@ def describe_device() -> str:
 
 
 @lru_cache(maxsize=4)
-def load_arrays(name: str, datasets_dir: Path | None) -> Arrays:
-    """The dataset, from ``datasets_dir`` when it holds it, else Keras's download; cached per process."""
+def load_arrays(name: str, datasets_dir: Path | None, artifacts_dir: Path) -> Arrays:
+    """The dataset, cached per process: an upload from ``artifacts_dir``, or a built-in one from
+    ``datasets_dir`` when it holds it, else from Keras's download."""
+    if name not in BUILTIN_DATASETS:
+        return load_upload(dataset_path(artifacts_dir, name))
     if datasets_dir is not None:
         arrays = read_idx_dataset(datasets_dir, name)
         if arrays is not None:
@@ -90,7 +93,7 @@ def _early_stopping(spec: JobSpec, controller: StopController) -> GuardedEarlySt
 def prepare_data(spec: JobSpec, settings: Settings) -> Split:
     """The job's data: the same split on every attempt, since the spec seeds it."""
     keras.utils.set_random_seed(spec.training.seed)
-    arrays = load_arrays(spec.dataset.name, settings.datasets_dir)
+    arrays = load_arrays(spec.dataset.name, settings.datasets_dir, settings.artifacts_dir)
     return split_dataset(arrays, spec.dataset.validation_split, spec.dataset.train_limit, spec.training.seed)
 
 

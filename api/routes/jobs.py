@@ -11,6 +11,7 @@ from api.dependencies import CeleryDep, JobDep, SettingsDep, StoreDep, TenantDep
 from api.problems import CONFLICT_RESPONSE, PROBLEM_RESPONSES
 from api.schemas import JobPage, JobSummary, JobView
 from shared import lifecycle
+from shared.dataset_store import DatasetStore
 from shared.errors import FieldError, ServiceUnavailable, SpecInvalid
 from shared.jobs import JOB_ID_PATTERN, JobRecord, JobStatus, StopReason, new_job_id
 from shared.listing import list_jobs as list_job_page
@@ -45,6 +46,7 @@ def submit_job(
 ) -> JobView:
     """Validate the spec (or preset with overrides), store the job, then enqueue it."""
     spec = resolve_submission(submission, settings)
+    DatasetStore(store, settings.artifacts_dir).check_spec(spec, tenant)
     record = JobRecord.new(new_job_id(), tenant, spec, submission.preset)
     memo = (
         Idempotency(idempotency_key, body_hash(submission), settings.idempotency_seconds)

@@ -11,6 +11,7 @@ from api.dependencies import CeleryDep, JobIdPath, SettingsDep, StoreDep, Tenant
 from api.problems import PROBLEM_RESPONSES
 from api.routes.jobs import enqueue
 from shared import lifecycle
+from shared.dataset_store import DatasetStore
 from shared.errors import Conflict, JobNotFound, TooManyRequests
 from shared.jobs import JOB_ID_PATTERN, JobRecord, JobStatus, StudyMembership, new_job_id, utc_now
 from shared.leaderboard import LeaderboardRow, rank, row, study_status, to_csv, to_markdown
@@ -98,6 +99,8 @@ def create_study(
 ) -> StudyView:
     """Validate every variant, then create its jobs and send as many as the cap allows."""
     variants = expand(request, settings)
+    for _, spec, _ in variants:
+        DatasetStore(store, settings.artifacts_dir).check_spec(spec, tenant)
     if store.active_count(tenant) + len(variants) > settings.max_active_jobs_per_tenant:
         limit = settings.max_active_jobs_per_tenant
         raise TooManyRequests(

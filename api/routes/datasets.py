@@ -1,0 +1,64 @@
+"""Bring your own dataset: upload, list, describe, delete."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Response, UploadFile
+
+from api.dependencies import JobIdPath, SettingsDep, StoreDep, TenantDep, check_job_id
+from api.problems import CONFLICT_RESPONSE, PROBLEM_RESPONSES
+from shared.dataset_store import DatasetInfo, DatasetStore
+from shared.uploads import read_upload
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=PROBLEM_RESPONSES)
+
+
+@router.post("", status_code=201, response_model=DatasetInfo, summary="Upload a dataset")
+def upload_dataset(
+    file: Annotated[
+        list[UploadFile],
+        File(
+            description="An .npz (x_train, y_train; optional x_test, y_test), the four IDX files, or a zip "
+            "of IDX files or of train.csv (filename,label) beside PNG images (optional test.csv)."
+        ),
+    ],
+    response: Response,
+    store: StoreDep,
+    settings: SettingsDep,
+    tenant: TenantDep,
+    name: Annotated[str | None, Form(max_length=100, description="A label for people.")] = None,
+    convert: Annotated[
+        bool,
+        Form(description="Convert images that are not 28x28 grayscale, and floats in [0, 1], to pixels."),
+    ] = False,
+) -> DatasetInfo:
+    """Check every image and label, then store the arrays where all workers read them."""
+    files = {upload.filename or f"upload-{index}": upload.file.read() for index, upload in enumerate(file)}
+    arrays = read_upload(files, convert, settings.max_expanded_bytes)
+    info = DatasetStore(store, settings.artifacts_dir).save(tenant, name, arrays)
+    response.headers["Location"] = f"/v1/datasets/{info.id}"
+    return info
+
+
+@router.get("", response_model=list[DatasetInfo], summary="List datasets")
+def list_datasets(store: StoreDep, settings: SettingsDep, tenant: TenantDep) -> list[DatasetInfo]:
+    """The caller's uploaded datasets, newest first."""
+    return DatasetStore(store, settings.artifacts_dir).for_tenant(tenant)
+
+
+@router.get("/{dataset_id}", response_model=DatasetInfo, summary="Describe a dataset")
+def get_dataset(
+    dataset_id: JobIdPath, store: StoreDep, settings: SettingsDep, tenant: TenantDep
+) -> DatasetInfo:
+    """Sample counts, classes and shape."""
+    check_job_id(dataset_id)
+    return DatasetStore(store, settings.artifacts_dir).get(dataset_id, tenant)
+
+
+@router.delete("/{dataset_id}", status_code=204, responses=CONFLICT_RESPONSE, summary="Delete a dataset")
+def delete_dataset(
+    dataset_id: JobIdPath, store: StoreDep, settings: SettingsDep, tenant: TenantDep
+) -> Response:
+    """Delete it; refused (409) while a queued or running job uses it."""
+    check_job_id(dataset_id)
+    DatasetStore(store, settings.artifacts_dir).delete(dataset_id, tenant)
+    return Response(status_code=204)

@@ -1,0 +1,179 @@
+"""Uploads, and every bad upload: a clear 4xx that stores nothing."""
+
+import io
+import zipfile
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers import IDX_NAMES, learnable_images, write_idx
+
+RNG = np.random.default_rng(7)
+LABELS = RNG.integers(0, 10, size=60).astype(np.uint8)
+IMAGES = learnable_images(LABELS, RNG)
+
+
+def npz(**arrays: Any) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def png(array: np.ndarray, mode: str = "L") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).convert(mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def zipped(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def csv_layout(count: int = 30, **overrides: bytes) -> dict[str, bytes]:
+    rows = ["filename,label"] + [f"images/{i}.png,{LABELS[i]}" for i in range(count)]
+    members = {"data/train.csv": "\n".join(rows).encode()}
+    members |= {f"data/images/{i}.png": png(IMAGES[i]) for i in range(count)}
+    return members | overrides
+
+
+def idx_files(tmp_path: Any) -> list[tuple[str, tuple[str, bytes]]]:
+    arrays = {"x_train": IMAGES[:50], "y_train": LABELS[:50], "x_test": IMAGES[50:], "y_test": LABELS[50:]}
+    files = []
+    for part, name in IDX_NAMES.items():
+        write_idx(tmp_path / name, arrays[part])
+        files.append(("file", (name, (tmp_path / name).read_bytes())))
+    return files
+
+
+def upload(client: httpx.Client, files: Any, **data: str) -> httpx.Response:
+    return client.post("/v1/datasets", files=files, data=data)
+
+
+def count(client: httpx.Client) -> int:
+    return len(client.get("/v1/datasets").json())
+
+
+def test_an_npz_uploads_with_its_description(client: httpx.Client) -> None:
+    response = upload(client, {"file": ("d.npz", npz(x_train=IMAGES, y_train=LABELS))}, name="blocks")
+    assert response.status_code == 201, response.text
+    info = response.json()
+    assert response.headers["location"] == f"/v1/datasets/{info['id']}"
+    assert (info["name"], info["train_samples"], info["test_samples"], info["test_held_out"]) == (
+        "blocks",
+        54,
+        6,
+        True,
+    )
+    assert info["image_shape"] == [28, 28]
+    assert sum(info["class_counts"].values()) == 54
+    assert client.get(f"/v1/datasets/{info['id']}").json() == info
+
+
+def test_the_four_idx_files_upload(client: httpx.Client, tmp_path: Any) -> None:
+    response = upload(client, idx_files(tmp_path))
+    assert response.status_code == 201, response.text
+    assert (response.json()["train_samples"], response.json()["test_held_out"]) == (50, False)
+
+
+def test_a_zip_of_the_csv_layout_uploads(client: httpx.Client) -> None:
+    response = upload(client, {"file": ("d.zip", zipped(csv_layout()))})
+    assert response.status_code == 201, response.text
+    assert response.json()["train_samples"] == 27
+
+
+def test_images_of_another_size_need_convert(client: httpx.Client) -> None:
+    big = {"data/images/3.png": png(np.zeros((32, 32), np.uint8), "RGB")}
+    refused = upload(client, {"file": ("d.zip", zipped(csv_layout(**big)))})
+    assert refused.status_code == 422
+    assert "data/images/3.png is RGB 32x32, not 28x28 grayscale" in refused.json()["detail"]
+    converted = upload(client, {"file": ("d.zip", zipped(csv_layout(**big)))}, convert="true")
+    assert converted.status_code == 201
+
+
+def zip_slip() -> bytes:
+    return zipped({"../escape/train.csv": b"filename,label\n", "ok.txt": b"x"})
+
+
+def zip_bomb() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("x_train.npy", b"\0" * 60_000_000)  # the suite's API allows 50 MB expanded
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"file": ("d.zip", b"PK\x03\x04 broken")}, "cannot be read"),
+        ({"file": ("d.npz", b"not a zip at all")}, "cannot be read"),
+        ({"file": ("d.zip", zip_slip())}, "leave the archive"),
+        ({"file": ("d.zip", zip_bomb())}, "expands past"),
+        ({"file": ("d.zip", zipped(csv_layout(**{"data/images/2.png": b"garbage"})))}, "not an image"),
+        (
+            {
+                "file": (
+                    "d.zip",
+                    zipped(csv_layout(**{"data/train.csv": b"filename,label\nimages/99.png,1\n"})),
+                )
+            },
+            "no file",
+        ),
+        ({"file": ("d.npz", npz(x_train=IMAGES, y_train=LABELS[:-5]))}, "60 images but 55 labels"),
+        ({"file": ("d.npz", npz(x_train=IMAGES, y_train=LABELS + 10))}, "classes are 0-9"),
+        ({"file": ("d.npz", npz(x_train=IMAGES[:, :20, :20], y_train=LABELS))}, "must be (N, 28, 28)"),
+        ({"file": ("d.npz", npz(y_train=LABELS))}, "lacks x_train"),
+        ({"file": ("notes.txt", b"hello")}, "upload an .npz"),
+    ],
+    ids=[
+        "bad-zip",
+        "bad-npz",
+        "zip-slip",
+        "zip-bomb",
+        "bad-image",
+        "missing-file",
+        "missing-labels",
+        "label-range",
+        "shape",
+        "no-images",
+        "unknown-kind",
+    ],
+)
+def test_a_bad_upload_is_a_422_and_stores_nothing(client: httpx.Client, files: Any, message: str) -> None:
+    before = count(client)
+    response = upload(client, files)
+    assert response.status_code == 422, response.text
+    assert message in response.json()["detail"]
+    assert response.json()["errors"][0]["field"] == "file"
+    assert count(client) == before
+
+
+def test_an_upload_over_the_limit_is_a_413(api_url: str, client: httpx.Client) -> None:
+    response = upload(client, {"file": ("d.npz", b"\0" * 25_000_000)})  # the suite's API allows 20 MB
+    assert response.status_code == 413
+
+
+def test_datasets_belong_to_their_tenant(client: httpx.Client, other_client: httpx.Client) -> None:
+    info = upload(client, {"file": ("d.npz", npz(x_train=IMAGES, y_train=LABELS))}).json()
+    assert other_client.get(f"/v1/datasets/{info['id']}").status_code == 404
+    spec = {"dataset": {"name": info["id"]}, "resources": {"queue": "gpu"}}
+    refused = other_client.post("/v1/jobs", json=spec)
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "dataset.name"
+
+
+def test_a_dataset_in_use_cannot_be_deleted(client: httpx.Client) -> None:
+    info = upload(client, {"file": ("d.npz", npz(x_train=IMAGES, y_train=LABELS))}).json()
+    job = client.post(
+        "/v1/jobs", json={"dataset": {"name": info["id"]}, "resources": {"queue": "gpu"}}
+    ).json()
+    assert client.delete(f"/v1/datasets/{info['id']}").status_code == 409
+    client.post(f"/v1/jobs/{job['id']}/cancel")
+    assert client.delete(f"/v1/datasets/{info['id']}").status_code == 204
+    assert client.get(f"/v1/datasets/{info['id']}").status_code == 404
