@@ -6,9 +6,10 @@ job is created, and a bad one is a 422 that names it.
 """
 
 import itertools
+import math
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
@@ -46,7 +47,7 @@ class StudyRequest(SpecModel):
         description="A job submission (a spec, or a preset with overrides) every variant starts from.",
     )
     variants: list[Variant] | None = Field(None, min_length=1, max_length=MAX_VARIANTS)
-    grid: dict[GridPath, list[Any]] | None = Field(
+    grid: dict[GridPath, Annotated[list[Any], Field(max_length=MAX_VARIANTS)]] | None = Field(
         None,
         min_length=1,
         max_length=8,
@@ -85,11 +86,10 @@ class StudyRecord(BaseModel):
 
 def expand(request: StudyRequest, settings: Settings) -> list[tuple[str, JobSpec, str | None]]:
     """Each variant's name, full spec and preset; ``SpecInvalid`` naming every bad variant."""
+    points = math.prod(len(values) for values in (request.grid or {}).values())
+    if points > MAX_VARIANTS:
+        raise SpecInvalid([FieldError("grid", f"{points} variants; a study has at most {MAX_VARIANTS}")])
     submissions = _submissions(request)
-    if len(submissions) > MAX_VARIANTS:
-        raise SpecInvalid(
-            [FieldError("grid", f"{len(submissions)} variants; a study has at most {MAX_VARIANTS}")]
-        )
     expanded: list[tuple[str, JobSpec, str | None]] = []
     errors: list[FieldError] = []
     for name, where, body in submissions:
