@@ -112,6 +112,7 @@ def test_a_grid_expands_to_its_product(client: httpx.Client) -> None:
         ({"regularization.dropout": []}, "grid.regularization.dropout"),
         ({"regularization.dropout": [0.1, 2.0]}, "grid.regularization.dropout"),
         ({"training.optimizer": ["adam", "lbfgs"]}, "grid.training.optimizer"),
+        ({"regularization.l2": [0.0] * 9, "regularization.dropout": [0.0] * 8}, "grid"),
     ],
 )
 def test_an_invalid_grid_is_a_422_naming_it_and_creates_nothing(
