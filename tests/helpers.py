@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from shared.jobs import EpochRecord, utc_now
+
 T = TypeVar("T")
 
 IDX_NAMES = {
@@ -82,3 +84,18 @@ def tiny_spec(**overrides: Any) -> dict[str, Any]:
     for key, value in overrides.items():
         spec[key] = {**spec[key], **value} if isinstance(value, dict) and key in spec else value
     return spec
+
+
+def epoch_record(number: int, attempt: int = 1) -> EpochRecord:
+    """A plausible record of epoch ``number`` by ``attempt``, for store tests."""
+    return EpochRecord(
+        epoch=number,
+        loss=1.0 / number,
+        accuracy=0.5,
+        regularization_penalty=0.0,
+        learning_rate=0.001,
+        epoch_seconds=1.0,
+        samples_per_second=100.0,
+        attempt=attempt,
+        at=utc_now(),
+    )

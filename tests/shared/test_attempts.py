@@ -6,9 +6,10 @@ import pytest
 
 from shared.attempts import AttemptStore
 from shared.errors import StaleAttempt
-from shared.jobs import EpochRecord, JobRecord, JobStatus, new_job_id, utc_now
+from shared.jobs import JobRecord, JobStatus, new_job_id
 from shared.spec import JobSpec
 from shared.store import JobStore
+from tests.helpers import epoch_record as epoch
 from tests.helpers import wait_for
 
 LEASE = 0.3
@@ -27,20 +28,6 @@ def queued_job(store: JobStore) -> str:
 
 def expire(attempts: AttemptStore, job_id: str) -> None:
     wait_for(lambda: job_id in attempts.expired(), timeout=5, interval=0.05, what="the lease to expire")
-
-
-def epoch(number: int, attempt: int) -> EpochRecord:
-    return EpochRecord(
-        epoch=number,
-        loss=1.0,
-        accuracy=0.5,
-        regularization_penalty=0.0,
-        learning_rate=0.001,
-        epoch_seconds=1.0,
-        samples_per_second=1.0,
-        attempt=attempt,
-        at=utc_now(),
-    )
 
 
 def test_claiming_a_queued_job_starts_attempt_one_under_a_lease(attempts: AttemptStore) -> None:

@@ -5,30 +5,17 @@ import json
 import pytest
 
 from shared.errors import InvalidTransition, JobNotFound, StaleAttempt
-from shared.jobs import EpochRecord, JobRecord, JobStatus, new_job_id, utc_now
+from shared.jobs import JobRecord, JobStatus, new_job_id
 from shared.listing import list_jobs
 from shared.spec import JobSpec
 from shared.store import JobStore
+from tests.helpers import epoch_record as epoch
 
 
 def stored_job(store: JobStore, tenant: str = "t1", **spec: object) -> JobRecord:
     record = JobRecord.new(new_job_id(), tenant, JobSpec.model_validate(spec), None)
     store.create(record)
     return record
-
-
-def epoch(number: int, attempt: int = 1) -> EpochRecord:
-    return EpochRecord(
-        epoch=number,
-        loss=1.0 / number,
-        accuracy=0.5,
-        regularization_penalty=0.0,
-        learning_rate=0.001,
-        epoch_seconds=1.0,
-        samples_per_second=100.0,
-        attempt=attempt,
-        at=utc_now(),
-    )
 
 
 def test_created_job_reads_back_equal(store: JobStore) -> None:
