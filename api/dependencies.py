@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.apikeys import KeyStore
 from shared.errors import JobNotFound, TooManyRequests, Unauthorized
+from shared.feed import JobFeed
 from shared.jobs import JOB_ID_PATTERN, JobRecord
 from shared.settings import Settings
 from shared.store import JobStore
@@ -65,7 +66,14 @@ def get_tenant(
     return caller.tenant
 
 
+def get_feed(request: Request) -> JobFeed:
+    """The app's asyncio reader of job records and changes."""
+    feed: JobFeed = request.app.state.feed
+    return feed
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+FeedDep = Annotated[JobFeed, Depends(get_feed)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
 TenantDep = Annotated[str, Depends(get_tenant)]

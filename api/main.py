@@ -11,6 +11,7 @@ from api.middleware import BodyLimit, ConfiguredCORS, SecurityHeaders
 from api.problems import install_problem_handlers
 from api.routes import datasets, health, jobs, metrics, models, presets, studies
 from shared.apikeys import KeyStore
+from shared.feed import JobFeed, connect_async
 from shared.queue import create_celery_app
 from shared.registry import WorkerRegistry
 from shared.settings import get_settings
@@ -35,10 +36,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.registry = WorkerRegistry(store.redis, store.keys)
     app.state.api_keys = KeyStore(store.redis, store.keys)
     app.state.celery = create_celery_app(settings)
+    app.state.feed = JobFeed(connect_async(settings), store.keys)
     if not settings.auth_enabled:
         log.warning("AUTH_ENABLED is false: the API accepts requests without a key; use it only locally")
     yield
     store.redis.close()
+    await app.state.feed.redis.aclose()
 
 
 def create_app() -> FastAPI:

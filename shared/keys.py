@@ -22,6 +22,10 @@ class RedisKeys:
         """List: epoch records as JSON; index i holds epoch i + 1."""
         return f"{self.prefix}:job:{job_id}:epochs"
 
+    def job_events(self, job_id: str) -> str:
+        """Pub/sub channel: a message each time the job records an epoch or changes status."""
+        return f"{self.prefix}:job:{job_id}:events"
+
     def jobs_index(self, tenant: str) -> str:
         """Sorted set (all scores 0): a tenant's job ids, which sort by submission time."""
         return f"{self.prefix}:tenant:{tenant}:jobs"

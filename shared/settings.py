@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser; none by default."
     )
+    long_poll_max_seconds: float = Field(
+        60.0, ge=0, le=60, description="Longest a metrics long poll (`wait`) holds a request open."
+    )
     metrics_page_limit: int = Field(1000, gt=0, description="Most epoch records one metrics request returns.")
 
     @property

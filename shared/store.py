@@ -205,6 +205,7 @@ class JobStore:
                         updates["best"] = best.model_dump()
                     pipe.multi()
                     pipe.rpush(epochs, record.model_dump_json())
+                    pipe.publish(self.keys.job_events(job_id), "epoch")
                     hset_json(pipe, key, updates)
                     pipe.execute()
                     return True
@@ -286,6 +287,7 @@ class JobStore:
         pipe.multi()
         hset_json(pipe, self.keys.job(current.id), updates)
         pipe.rpush(self.keys.transitions(current.id), transition.model_dump_json())
+        pipe.publish(self.keys.job_events(current.id), "state")
         pipe.zrem(self.keys.status_index(current.tenant, current.status.value), current.id)
         pipe.zadd(self.keys.status_index(current.tenant, to.value), {current.id: 0})
         if lease_seconds is not None:

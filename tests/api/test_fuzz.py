@@ -32,6 +32,8 @@ def fuzzed(settings_env: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
         "KEY_PREFIX": prefix,
         "MAX_ACTIVE_JOBS_PER_TENANT": "1000000",
         "RATE_LIMIT_REQUESTS": "1000000",
+        # The jobs it submits never run: a long poll on one would hold its whole time.
+        "LONG_POLL_MAX_SECONDS": "1",
     }
     redis = connect(settings_env)
     _, key = KeyStore(redis, RedisKeys(prefix)).create("fuzzer")

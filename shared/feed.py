@@ -1,0 +1,74 @@
+"""Following a job without polling Redis in a loop: its epoch records read by cursor, and a
+pub/sub channel that wakes a waiting reader when the job records an epoch or changes status."""
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from redis.asyncio import Redis as AsyncRedis
+
+from shared.errors import JobNotFound
+from shared.jobs import JobStatus
+from shared.keys import RedisKeys
+from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    """A job's tenant and status, its stored JSON records after a cursor, and its epoch count."""
+
+    tenant: str
+    status: JobStatus
+    records: list[str]
+    total: int
+
+
+def connect_async(settings: Settings) -> AsyncRedis:
+    """An asyncio Redis client with the service's timeouts."""
+    return AsyncRedis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=settings.redis_connect_timeout_seconds,
+        socket_timeout=settings.redis_socket_timeout_seconds,
+    )
+
+
+class JobFeed:
+    """Cursor reads of a job's records and waits for its next change; one round trip a read."""
+
+    def __init__(self, redis: AsyncRedis, keys: RedisKeys) -> None:
+        self.redis, self.keys = redis, keys
+
+    async def page(self, job_id: str, after_epoch: int, limit: int) -> FeedPage:
+        """The records after ``after_epoch`` (at most ``limit``) with the job's status; parses
+        nothing but two short fields, so a read that finds nothing new stays cheap."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(self.keys.job(job_id), ["tenant", "status"])
+        pipe.lrange(self.keys.epochs(job_id), after_epoch, after_epoch + limit - 1)
+        pipe.llen(self.keys.epochs(job_id))
+        (tenant, status), records, total = await pipe.execute()
+        if tenant is None:
+            raise JobNotFound(job_id)
+        return FeedPage(
+            json.loads(tenant), JobStatus(json.loads(status)), [str(r) for r in records], int(total)
+        )
+
+    @asynccontextmanager
+    async def changes(self, job_id: str) -> AsyncIterator[Callable[[float], Awaitable[bool]]]:
+        """Subscribe to the job's changes; yields ``wait(seconds)``, True when one came.
+
+        Subscribe first, then read: a change between the read and the wait is not missed.
+        """
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(self.keys.job_events(job_id))
+
+        async def wait(seconds: float) -> bool:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=seconds)
+            return message is not None
+
+        try:
+            yield wait
+        finally:
+            await pubsub.unsubscribe()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
