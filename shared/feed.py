@@ -7,6 +7,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.errors import JobNotFound
 from shared.jobs import JobStatus
@@ -31,6 +34,10 @@ def connect_async(settings: Settings) -> AsyncRedis:
         decode_responses=True,
         socket_connect_timeout=settings.redis_connect_timeout_seconds,
         socket_timeout=settings.redis_socket_timeout_seconds,
+        health_check_interval=30,
+        # A pooled connection that Redis dropped (a restart) is retried once on a new one.
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
     )
 
 
