@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from shared.errors import JobNotFound
 from shared.jobs import JobStatus
 from shared.keys import RedisKeys
+from shared.redis_codec import client_options
 from shared.settings import Settings
 
 
@@ -31,10 +32,7 @@ def connect_async(settings: Settings) -> AsyncRedis:
     """An asyncio Redis client with the service's timeouts."""
     return AsyncRedis.from_url(
         settings.redis_url,
-        decode_responses=True,
-        socket_connect_timeout=settings.redis_connect_timeout_seconds,
-        socket_timeout=settings.redis_socket_timeout_seconds,
-        health_check_interval=30,
+        **client_options(settings),
         # A pooled connection that Redis dropped (a restart) is retried once on a new one.
         retry=Retry(NoBackoff(), 1),
         retry_on_error=[RedisConnectionError],

@@ -10,15 +10,20 @@ from redis.client import Pipeline
 from shared.settings import Settings
 
 
+def client_options(settings: Settings) -> dict[str, Any]:
+    """What every Redis client of the service is made with, sync or asyncio: the service's
+    timeouts, so a dead Redis fails fast instead of hanging."""
+    return {
+        "decode_responses": True,
+        "socket_connect_timeout": settings.redis_connect_timeout_seconds,
+        "socket_timeout": settings.redis_socket_timeout_seconds,
+        "health_check_interval": 30,
+    }
+
+
 def connect(settings: Settings) -> Redis:
-    """A Redis client with the service's timeouts, so a dead Redis fails fast instead of hanging."""
-    return Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        socket_connect_timeout=settings.redis_connect_timeout_seconds,
-        socket_timeout=settings.redis_socket_timeout_seconds,
-        health_check_interval=30,
-    )
+    """A Redis client on ``REDIS_URL`` with the service's options."""
+    return Redis.from_url(settings.redis_url, **client_options(settings))
 
 
 def encode(fields: Mapping[str, Any]) -> dict[str, str]:
