@@ -17,7 +17,9 @@ from shared.jobs import (
     StudyMembership,
     Transition,
 )
+from shared.leaderboard import LeaderboardRow
 from shared.spec import JobSpec
+from shared.studies import Objective, StudyJob
 
 
 class JobLinks(BaseModel):
@@ -108,3 +110,26 @@ class Readiness(BaseModel):
         description="`disabled` only where an operator turned it off."
     )
     workers: dict[str, int] = Field(description="Live workers per queue.")
+
+
+class StudyLinks(BaseModel):
+    self: str
+    report: str
+    curves: str
+
+
+class StudyView(BaseModel):
+    id: str
+    name: str | None
+    status: Literal["running", "completed"]
+    objective: Objective
+    max_parallel: int | None
+    jobs: list[StudyJob]
+    counts: dict[str, int] = Field(description="Jobs per status; `held` for those the parallelism cap holds.")
+    leaderboard: list[LeaderboardRow] = Field(description="Variants, best first by the objective.")
+    links: StudyLinks
+
+
+class StudyPage(BaseModel):
+    items: list[StudyView]
+    next_cursor: str | None

@@ -4,45 +4,22 @@ import contextlib
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field
 
 from api.curves import curves_png
 from api.dependencies import CeleryDep, JobIdPath, SettingsDep, StoreDep, TenantDep, check_job_id
 from api.problems import PROBLEM_RESPONSES
 from api.routes.jobs import enqueue
+from api.schemas import StudyLinks, StudyPage, StudyView
 from shared import lifecycle
 from shared.dataset_store import DatasetStore
 from shared.errors import Conflict, JobNotFound, TooManyRequests
 from shared.jobs import JOB_ID_PATTERN, JobRecord, JobStatus, StudyMembership, new_job_id, utc_now
-from shared.leaderboard import LeaderboardRow, rank, row, study_status, to_csv, to_markdown
+from shared.leaderboard import rank, row, study_status, to_csv, to_markdown
 from shared.store import JobStore
-from shared.studies import Objective, StudyJob, StudyRecord, StudyRequest, expand
+from shared.studies import StudyJob, StudyRecord, StudyRequest, expand
 from shared.study_store import StudyStore
 
 router = APIRouter(prefix="/v1/studies", tags=["studies"], responses=PROBLEM_RESPONSES)
-
-
-class StudyLinks(BaseModel):
-    self: str
-    report: str
-    curves: str
-
-
-class StudyView(BaseModel):
-    id: str
-    name: str | None
-    status: Literal["running", "completed"]
-    objective: Objective
-    max_parallel: int | None
-    jobs: list[StudyJob]
-    counts: dict[str, int] = Field(description="Jobs per status; `held` for those the parallelism cap holds.")
-    leaderboard: list[LeaderboardRow] = Field(description="Variants, best first by the objective.")
-    links: StudyLinks
-
-
-class StudyPage(BaseModel):
-    items: list[StudyView]
-    next_cursor: str | None
 
 
 def get_studies(store: StoreDep, settings: SettingsDep) -> StudyStore:
