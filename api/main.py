@@ -5,13 +5,27 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from prometheus_client import CollectorRegistry
 
 from api.dependencies import get_tenant
 from api.middleware import BodyLimit, ConfiguredCORS, SecurityHeaders
 from api.problems import install_problem_handlers
-from api.routes import datasets, health, jobs, metrics, models, presets, studies
+from api.prometheus import DeploymentCollector, RequestMetrics, request_histogram
+from api.routes import (
+    datasets,
+    health,
+    jobs,
+    metrics,
+    models,
+    presets,
+    prometheus,
+    studies,
+    ui,
+    webhooks,
+)
 from shared.apikeys import KeyStore
 from shared.feed import JobFeed, connect_async
+from shared.logs import configure_logging
 from shared.queue import create_celery_app
 from shared.registry import WorkerRegistry
 from shared.settings import get_settings
@@ -30,6 +44,7 @@ records, cancel it, and download the trained model. Errors are `application/prob
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Connect to Redis and the broker with the settings of this process."""
     settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
     store = JobStore.from_settings(settings)
     app.state.settings = settings
     app.state.store = store
@@ -37,9 +52,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.api_keys = KeyStore(store.redis, store.keys)
     app.state.celery = create_celery_app(settings)
     app.state.feed = JobFeed(connect_async(settings), store.keys)
+    deployment = DeploymentCollector(store, app.state.registry)
+    app.state.prometheus.register(deployment)
     if not settings.auth_enabled:
         log.warning("AUTH_ENABLED is false: the API accepts requests without a key; use it only locally")
     yield
+    app.state.prometheus.unregister(deployment)
     store.redis.close()
     await app.state.feed.redis.aclose()
 
@@ -48,11 +66,17 @@ def create_app() -> FastAPI:
     """A new app; settings are read when it starts, not when it is made."""
     app = FastAPI(title="keras-jobs", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_problem_handlers(app)
-    for module in (jobs, metrics, models, presets, studies, datasets):
+    for module in (jobs, metrics, models, presets, studies, datasets, webhooks):
         app.include_router(module.router, dependencies=[Depends(get_tenant)])
     app.include_router(health.router)
-    # Outermost last: CORS answers preflights, then headers are added, then bodies are limited.
-    for middleware in (BodyLimit, SecurityHeaders, ConfiguredCORS):
+    app.include_router(ui.router)
+    app.mount(ui.STATIC_PATH, ui.static_files(), name="ui-static")
+    app.include_router(prometheus.router)
+    app.state.prometheus = CollectorRegistry()
+    app.state.request_seconds = request_histogram(app.state.prometheus)
+    # Outermost last: every request is timed, CORS answers preflights, then headers are added,
+    # then bodies are limited.
+    for middleware in (BodyLimit, SecurityHeaders, ConfiguredCORS, RequestMetrics):
         app.add_middleware(middleware)
     return app
 

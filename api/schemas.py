@@ -18,8 +18,9 @@ from shared.jobs import (
     Transition,
 )
 from shared.leaderboard import LeaderboardRow
-from shared.spec import JobSpec
+from shared.spec import JobSpec, WebhookEvent
 from shared.studies import Objective, StudyJob
+from shared.webhook_outbox import Delivery
 
 
 class JobLinks(BaseModel):
@@ -66,12 +67,38 @@ class JobSummary(BaseModel):
         )
 
 
+class WebhookSummary(BaseModel):
+    """A job's webhook deliveries, counted (`GET /v1/jobs/{id}/deliveries` lists them)."""
+
+    url: str
+    events: list[WebhookEvent]
+    created: int = Field(description="Deliveries queued so far, one per event.")
+    delivered: int = Field(description="Deliveries a 2xx answer acknowledged.")
+    failed: int = Field(description="Deliveries given up after their last attempt.")
+    pending: int = Field(description="Deliveries waiting to be sent or retried.")
+    dropped: int = Field(description="Epoch events not queued: the job reached its delivery limit.")
+
+    @classmethod
+    def of(cls, url: str, events: list[WebhookEvent], counts: dict[str, int]) -> Self:
+        """The summary of a job's delivery counters."""
+        pending = counts["created"] - counts["delivered"] - counts["failed"]
+        return cls(url=url, events=events, pending=pending, **counts)
+
+
+class DeliveryLog(BaseModel):
+    job_id: str
+    items: list[Delivery] = Field(description="The job's deliveries, oldest first, with their attempts.")
+
+
 class JobView(JobSummary):
     """A job in full: its spec, its transitions and whether its model can be downloaded."""
 
     spec: JobSpec
     transitions: list[Transition]
     has_model: bool
+    webhooks: WebhookSummary | None = Field(
+        None, description="The job's webhook deliveries, counted; null when its spec has no `notify`."
+    )
 
     @classmethod
     def of(cls, record: JobRecord, **extra: object) -> Self:

@@ -122,6 +122,8 @@ def child_env(redis_url: str, artifacts_dir: Path) -> dict[str, str]:
     """This process's environment with the stack's Redis and, unless set, its artifacts folder."""
     env = dict(os.environ, REDIS_URL=redis_url)
     env.setdefault("ARTIFACTS_DIR", str(artifacts_dir))
+    # A local stack is one user's: webhooks may reach receivers on this machine and its network.
+    env.setdefault("WEBHOOK_ALLOW_PRIVATE", "true")
     return env
 
 

@@ -82,9 +82,37 @@ class RedisKeys:
         """String: the job an Idempotency-Key created, with the hash of its request body."""
         return f"{self.prefix}:tenant:{tenant}:idempotency:{key}"
 
+    def webhook_deliveries(self, job_id: str) -> str:
+        """Hash: the job's webhook deliveries, by delivery id, each with its attempts, as JSON."""
+        return f"{self.prefix}:job:{job_id}:webhooks"
+
+    def webhook_queue(self, job_id: str) -> str:
+        """List: ids of the job's deliveries not yet settled, in the order of their events."""
+        return f"{self.prefix}:job:{job_id}:webhooks:queue"
+
+    def webhook_counts(self, job_id: str) -> str:
+        """Hash: the job's delivery counters (created, delivered, failed, dropped)."""
+        return f"{self.prefix}:job:{job_id}:webhooks:counts"
+
+    def webhooks_due(self) -> str:
+        """Sorted set: ids of jobs with deliveries to send, scored by when the next is due (epoch ms)."""
+        return f"{self.prefix}:webhooks:due"
+
+    def webhooks_claimed(self) -> str:
+        """Sorted set: ids of jobs a worker is delivering for, scored by when its claim expires (epoch ms)."""
+        return f"{self.prefix}:webhooks:claimed"
+
+    def webhook_secret(self, tenant: str) -> str:
+        """String: the tenant's webhook signing secret and its creation time, as JSON."""
+        return f"{self.prefix}:tenant:{tenant}:webhook-secret"
+
     def broker_prefix(self) -> str:
         """Prefix of Celery's own keys (queues, unacknowledged messages) on the broker."""
         return f"{self.prefix}:celery:"
+
+    def telemetry(self) -> str:
+        """Hash: the service-wide counters of ``shared.telemetry`` (jobs by status, totals, epochs)."""
+        return f"{self.prefix}:telemetry"
 
     def workers(self) -> str:
         """Sorted set: worker names scored by when their last heartbeat expires (epoch ms)."""

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 QueueName = Literal["cpu", "gpu"]
+LogFormat = Literal["json", "text"]
 
 
 class Settings(BaseSettings):
@@ -81,6 +82,32 @@ class Settings(BaseSettings):
         60.0, ge=0, le=60, description="Longest a metrics long poll (`wait`) holds a request open."
     )
     metrics_page_limit: int = Field(1000, gt=0, description="Most epoch records one metrics request returns.")
+    log_format: LogFormat = Field(
+        "json", description="`json`: one JSON object per line, with the job on lines about a job; or `text`."
+    )
+    log_level: str = Field(
+        "INFO", pattern="(?i)^(debug|info|warning|error)$", description="Least level logged."
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="Let webhooks reach loopback, private, link-local and other non-public addresses; "
+        "for local or trusted networks only.",
+    )
+    webhook_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, description="How long one webhook POST may take."
+    )
+    webhook_max_attempts: int = Field(
+        6, ge=1, le=20, description="Attempts per webhook delivery before it fails."
+    )
+    webhook_retry_seconds: float = Field(
+        5.0, gt=0, description="Wait before a webhook's second attempt; it doubles after each failure."
+    )
+    webhook_retry_max_seconds: float = Field(
+        300.0, gt=0, description="Longest wait between two attempts of a webhook delivery."
+    )
+    webhook_poll_seconds: float = Field(
+        0.5, gt=0, le=60, description="How often each worker looks for due webhook deliveries."
+    )
 
     @property
     def broker_visibility_timeout(self) -> int:

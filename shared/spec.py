@@ -3,10 +3,11 @@
 import itertools
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from shared.settings import QueueName
+from shared.webhook_targets import MAX_URL_LENGTH, check_url_form
 
 BUILTIN_DATASETS = ("mnist", "fashion_mnist")
 DatasetName = Annotated[str, Field(pattern=r"^(mnist|fashion_mnist|[0-9a-f]{24})$")]
@@ -14,6 +15,7 @@ Activation = Literal["relu", "elu", "gelu", "selu", "swish", "tanh", "sigmoid", 
 Optimizer = Literal["adam", "sgd", "rmsprop", "adamw"]
 LoggedMetric = Literal["loss", "accuracy", "val_loss", "val_accuracy"]
 PresetName = Literal["baseline", "l2", "l1", "dropout", "augmentation", "early_stopping"]
+WebhookEvent = Literal["state", "epoch"]
 
 Penalty = Annotated[float, Field(ge=0.0, le=1.0)]
 DropoutRate = Annotated[float, Field(ge=0.0, le=0.95)]
@@ -172,6 +174,30 @@ class ResourcesSpec(SpecModel):
     )
 
 
+class NotifySpec(SpecModel):
+    url: str = Field(
+        max_length=MAX_URL_LENGTH,
+        description="Where the service POSTs the job's events: http or https, without credentials; "
+        "each request is signed with the tenant's webhook secret.",
+    )
+    events: list[WebhookEvent] = Field(
+        default_factory=lambda: list[WebhookEvent](["state"]),
+        min_length=1,
+        max_length=2,
+        description="`state` (every status change) and/or `epoch` (every epoch record).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        return check_url_form(url)
+
+    @field_validator("events")
+    @classmethod
+    def _distinct_events(cls, events: list[WebhookEvent]) -> list[WebhookEvent]:
+        return list(dict.fromkeys(events))
+
+
 class JobSpec(SpecModel):
     """A training job: data, network, regularization, training loop and resources."""
 
@@ -188,6 +214,7 @@ class JobSpec(SpecModel):
     )
     training: TrainingSpec = Field(default_factory=TrainingSpec, description="The training loop.")
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Where and how long to run.")
+    notify: NotifySpec | None = Field(None, description="A webhook for the job's events; null for none.")
 
     @model_validator(mode="after")
     def _check_consistent(self) -> Self:

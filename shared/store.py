@@ -9,6 +9,7 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import WatchError
 
+from shared import telemetry, webhook_outbox
 from shared.errors import Conflict, InvalidTransition, JobNotFound, StaleAttempt, TooManyRequests
 from shared.jobs import (
     ACTIVE_STATUSES,
@@ -27,6 +28,8 @@ from shared.settings import Settings
 
 T = TypeVar("T")
 ACTIVE_OR_QUEUED = (JobStatus.QUEUED, *sorted(ACTIVE_STATUSES))
+_EPOCH_FIELDS = ("attempt", "status", "progress", "tenant", "spec")
+"""What ``append_epoch`` reads: the fence, the progress, and where to deliver the epoch."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,8 @@ class JobStore:
             pipe.rpush(self.keys.transitions(record.id), transition.model_dump_json())
         for index in self._indexes(record):
             pipe.zadd(index, {record.id: 0})
+        telemetry.count_created(pipe, self.keys, record.status)
+        webhook_outbox.state_event(pipe, self.keys, record, record.transitions[-1])
 
     def active_count(self, tenant: str) -> int:
         """The tenant's queued and running jobs."""
@@ -186,7 +191,7 @@ class JobStore:
             while True:
                 try:
                     pipe.watch(key, epochs)  # type: ignore[no-untyped-call]
-                    current = self._read_fields(pipe, job_id, "attempt", "status", "progress")
+                    current = self._read_fields(pipe, job_id, *_EPOCH_FIELDS)
                     check_fence_fields(
                         job_id, current["attempt"], JobStatus(current["status"]), record.attempt
                     )
@@ -203,10 +208,14 @@ class JobStore:
                     updates = {"progress": progress.model_dump(), "updated_at": utc_now().isoformat()}
                     if best is not None:
                         updates["best"] = best.model_dump()
+                    notify = current["spec"].get("notify")
+                    notice = webhook_outbox.plan_epoch_event(pipe, self.keys, job_id, notify)
                     pipe.multi()
                     pipe.rpush(epochs, record.model_dump_json())
                     pipe.publish(self.keys.job_events(job_id), "epoch")
                     hset_json(pipe, key, updates)
+                    telemetry.observe_epoch(pipe, self.keys, record.epoch_seconds)
+                    webhook_outbox.epoch_event(pipe, self.keys, notice, job_id, current["tenant"], record)
                     pipe.execute()
                     return True
                 except WatchError:
@@ -284,12 +293,17 @@ class JobStore:
             updates["finished_at"] = now.isoformat()
         updates.update(fields)
         transition = Transition(status=to, at=now, attempt=attempt, reason=reason)
+        written = {**current.model_dump(mode="json"), **updates}
+        written["transitions"].append(transition.model_dump(mode="json"))
+        record = JobRecord.model_validate(written)
         pipe.multi()
         hset_json(pipe, self.keys.job(current.id), updates)
         pipe.rpush(self.keys.transitions(current.id), transition.model_dump_json())
         pipe.publish(self.keys.job_events(current.id), "state")
         pipe.zrem(self.keys.status_index(current.tenant, current.status.value), current.id)
         pipe.zadd(self.keys.status_index(current.tenant, to.value), {current.id: 0})
+        telemetry.count_transition(pipe, self.keys, current.status, to)
+        webhook_outbox.state_event(pipe, self.keys, record, transition)
         if lease_seconds is not None:
             pipe.zadd(self.keys.leases(), {current.id: epoch_ms(now.timestamp() + lease_seconds)})
         elif to is JobStatus.QUEUED or to.is_terminal():
@@ -297,14 +311,13 @@ class JobStore:
         if to.is_terminal():
             self._schedule_deletion(pipe, current.id, now.timestamp())
         pipe.execute()
-        written = {**current.model_dump(mode="json"), **updates}
-        written["transitions"].append(transition.model_dump(mode="json"))
-        return JobRecord.model_validate(written)
+        return record
 
     def _schedule_deletion(self, pipe: Pipeline, job_id: str, finished: float) -> None:
         # The retention sweep deletes the job and its files; expiry is the safety net, a day later.
         pipe.zadd(self.keys.finished(), {job_id: epoch_ms(finished)})
-        for key in (self.keys.job(job_id), self.keys.transitions(job_id), self.keys.epochs(job_id)):
+        job_keys = (self.keys.job(job_id), self.keys.transitions(job_id), self.keys.epochs(job_id))
+        for key in (*job_keys, *webhook_outbox.job_webhook_keys(self.keys, job_id)):
             pipe.expire(key, self.retention_seconds + 86_400)
 
     def finished_before(self, cutoff: float, limit: int = 100) -> list[str]:
@@ -314,18 +327,33 @@ class JobStore:
         )
 
     def purge(self, job_id: str) -> None:
-        """Delete a job: its keys and its entries in every index."""
-        try:
-            record: JobRecord | None = self.get(job_id)
-        except JobNotFound:
-            record = None
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self.keys.job(job_id), self.keys.transitions(job_id), self.keys.epochs(job_id))
-        for index in self._indexes(record) if record else []:
-            pipe.zrem(index, job_id)
-        pipe.zrem(self.keys.finished(), job_id)
-        pipe.zrem(self.keys.leases(), job_id)
-        pipe.execute()
+        """Delete a job: its keys and its entries in every index.
+
+        Watched, so that of two workers sweeping the same job only one uncounts it.
+        """
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(self.keys.job(job_id))  # type: ignore[no-untyped-call]
+                    try:
+                        record: JobRecord | None = self._load(pipe, job_id)
+                    except JobNotFound:
+                        record = None
+                    pipe.multi()
+                    pipe.delete(
+                        self.keys.job(job_id), self.keys.transitions(job_id), self.keys.epochs(job_id)
+                    )
+                    if record:
+                        for index in self._indexes(record):
+                            pipe.zrem(index, job_id)
+                        telemetry.count_purged(pipe, self.keys, record.status)
+                    pipe.zrem(self.keys.finished(), job_id)
+                    pipe.zrem(self.keys.leases(), job_id)
+                    webhook_outbox.forget_job(pipe, self.keys, job_id)
+                    pipe.execute()
+                    return
+                except WatchError:
+                    continue
 
 
 def check_fence(current: JobRecord, attempt: int | None) -> None:

@@ -10,6 +10,7 @@ from shared.errors import FieldError, SpecInvalid
 from shared.presets import PRESETS, deep_merge
 from shared.settings import Settings
 from shared.spec import LAYER_OBJECT_TAG, JobSpec, JobSubmission
+from shared.webhook_targets import submission_refusal
 
 
 def field_path(loc: Sequence[int | str]) -> str:
@@ -41,6 +42,7 @@ def resolve_submission(submission: JobSubmission, settings: Settings) -> JobSpec
         resources = spec.resources.model_copy(update={"queue": settings.default_queue})
         spec = spec.model_copy(update={"resources": resources})
     check_feasible(spec, settings)
+    check_notify_target(spec, settings)
     return spec
 
 
@@ -83,3 +85,12 @@ def check_feasible(spec: JobSpec, settings: Settings) -> None:
         )
     if errors:
         raise SpecInvalid(errors)
+
+
+def check_notify_target(spec: JobSpec, settings: Settings) -> None:
+    """Refuse a webhook URL whose host is a non-public address, unless the service allows them."""
+    if spec.notify is None:
+        return
+    refusal = submission_refusal(spec.notify.url, settings.webhook_allow_private)
+    if refusal is not None:
+        raise SpecInvalid([FieldError("notify.url", refusal, "webhook_target")])

@@ -98,6 +98,10 @@ def settings_env(
         ARTIFACTS_DIR=str(tmp_path_factory.mktemp("artifacts")),
         CANCEL_CHECK_SECONDS="0.1",
         WORKER_HEARTBEAT_SECONDS="1",
+        # The webhook tests' receivers listen on loopback; retries come quickly.
+        WEBHOOK_ALLOW_PRIVATE="true",
+        WEBHOOK_RETRY_SECONDS="0.5",
+        WEBHOOK_POLL_SECONDS="0.2",
     )
     get_settings.cache_clear()
     settings = get_settings()
@@ -115,10 +119,16 @@ def store(settings_env: Settings) -> Iterator[JobStore]:
 
 
 @pytest.fixture(scope="session")
-def worker(settings_env: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def worker_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the session's worker writes its log (JSON lines)."""
+    return tmp_path_factory.mktemp("logs") / "worker.log"
+
+
+@pytest.fixture(scope="session")
+def worker(settings_env: Settings, worker_log: Path) -> Iterator[str]:
     """A real Celery worker process on the ``cpu`` queue (the ``gpu`` queue has none)."""
     name = f"test-{settings_env.key_prefix}@localhost"
-    log_path = tmp_path_factory.mktemp("logs") / "worker.log"
+    log_path = worker_log
     command = [
         sys.executable,
         "-m",

@@ -9,17 +9,29 @@ pool children, when they start, and a killed child is replaced by its parent.
 
 import logging
 import sys
+from contextlib import AbstractContextManager
 from functools import lru_cache
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+)
 
 from shared.attempts import AttemptStore
+from shared.logs import configure_logging, job_context
 from shared.queue import create_celery_app
 from shared.registry import WorkerRegistry
 from shared.settings import get_settings
 from shared.store import JobStore
+from shared.webhook_claims import DeliveryClaims
+from shared.webhook_secrets import WebhookSecrets
+from worker.deliverer import Deliverer
 from worker.heartbeat import Heartbeat
 from worker.reaper import Reaper
 
@@ -46,6 +58,7 @@ def get_attempts() -> AttemptStore:
 
 
 _heartbeat: list[Heartbeat] = []
+_deliverer: list[Deliverer] = []
 
 
 def current_heartbeat() -> Heartbeat | None:
@@ -84,6 +97,12 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     heartbeat.set_device(trainer_device())
     heartbeat.start()
     _heartbeat.append(heartbeat)
+    store = attempts.store
+    deliverer = Deliverer(
+        DeliveryClaims(store.redis, store.keys), WebhookSecrets(store.redis, store.keys), settings
+    )
+    deliverer.start()
+    _deliverer.append(deliverer)
     log.info("worker %s ready on queues %s", sender.hostname, ",".join(queues))
 
 
@@ -91,3 +110,31 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
 def _stop_heartbeat(**_: Any) -> None:
     while _heartbeat:
         _heartbeat.pop().stop()
+    while _deliverer:
+        _deliverer.pop().stop()
+
+
+@setup_logging.connect  # type: ignore[untyped-decorator]
+def _configure_logging(loglevel: int | str | None = None, **_: Any) -> None:
+    # Connected, this replaces Celery's own logging setup: its lines and ours share one format.
+    settings = get_settings()
+    configure_logging(settings.log_format, loglevel or settings.log_level)
+
+
+_job_contexts: dict[str, AbstractContextManager[None]] = {}
+
+
+@task_prerun.connect  # type: ignore[untyped-decorator]
+def _enter_job(task_id: str, args: tuple[Any, ...] = (), **_: Any) -> None:
+    # Around the whole task, so Celery's own lines about it (its outcome) carry the job too.
+    if args and isinstance(args[0], str):
+        context = job_context(args[0])
+        context.__enter__()
+        _job_contexts[task_id] = context
+
+
+@task_postrun.connect  # type: ignore[untyped-decorator]
+def _leave_job(task_id: str, **_: Any) -> None:
+    context = _job_contexts.pop(task_id, None)
+    if context is not None:
+        context.__exit__(None, None, None)

@@ -10,6 +10,7 @@ from types import TracebackType
 from shared.attempts import AttemptStore
 from shared.errors import StaleAttempt
 from shared.jobs import JobStatus
+from shared.logs import job_fields
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class LeaseKeeper:
         self._stopped = threading.Event()
         self._cancel_seen: float | None = None
         self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
+        # The thread does not inherit the job's logging context: its lines name the job themselves.
+        self._log_fields = job_fields(job_id, attempt)
 
     def __enter__(self) -> "LeaseKeeper":
         self._thread.start()
@@ -66,12 +69,12 @@ class LeaseKeeper:
         try:
             status = self.attempts.renew(self.job_id, self.attempt)
         except StaleAttempt as exc:
-            log.warning("job %s: %s", self.job_id, exc)
+            log.warning("job %s: %s", self.job_id, exc, extra=self._log_fields)
             self.signals.lost.set()
             self._stopped.set()
             return
         except Exception as exc:  # Redis away: the next tick tries again
-            log.warning("job %s: lease renewal failed: %s", self.job_id, exc)
+            log.warning("job %s: lease renewal failed: %s", self.job_id, exc, extra=self._log_fields)
             return
         self._watch_cancel(status)
 
@@ -82,6 +85,11 @@ class LeaseKeeper:
         now = time.monotonic()
         self._cancel_seen = self._cancel_seen or now
         if now - self._cancel_seen > self.grace_seconds:
-            log.error("job %s: cancel not honoured within %.0f s", self.job_id, self.grace_seconds)
+            log.error(
+                "job %s: cancel not honoured within %.0f s",
+                self.job_id,
+                self.grace_seconds,
+                extra=self._log_fields,
+            )
             self._stopped.set()
             self.on_overdue()

@@ -18,6 +18,7 @@ from shared.artifacts import clear_checkpoints, job_dir, promote_checkpoint
 from shared.attempts import AttemptStore
 from shared.errors import JobNotFound
 from shared.jobs import JobRecord, JobStatus
+from shared.logs import job_fields
 from shared.queue import send_training
 from shared.settings import Settings
 from shared.store import JobStore
@@ -35,7 +36,13 @@ def keep_last_checkpoint(store: JobStore, artifacts_dir: Path, record: JobRecord
         (last,) = store.epoch_records(record.id, after_epoch=epoch - 1, limit=1)
         return promote_checkpoint(artifacts_dir, record.id, last.attempt, epoch, into_attempt)
     except (OSError, ValueError) as exc:  # no model is better than a job that never ends
-        log.warning("job %s: cannot keep the checkpoint of epoch %d: %s", record.id, epoch, exc)
+        log.warning(
+            "job %s: cannot keep the checkpoint of epoch %d: %s",
+            record.id,
+            epoch,
+            exc,
+            extra=job_fields(record.id),
+        )
         return False
 
 
@@ -52,7 +59,7 @@ class Reaper:
         for job_id in self.store.finished_before(time.time() - self.settings.retention_seconds):
             shutil.rmtree(job_dir(self.settings.artifacts_dir, job_id), ignore_errors=True)
             self.store.purge(job_id)
-            log.info("job %s: deleted after the retention time", job_id)
+            log.info("job %s: deleted after the retention time", job_id, extra=job_fields(job_id))
 
     def settle(self, job_id: str) -> None:
         """Requeue, cancel or fail one job whose lease expired, or send a lost message again."""
@@ -70,7 +77,12 @@ class Reaper:
             return
         settled, send = outcome
         if settled is not record:
-            log.warning("job %s: %s", job_id, settled.transitions[-1].reason)
+            log.warning(
+                "job %s: %s",
+                job_id,
+                settled.transitions[-1].reason,
+                extra=job_fields(job_id, settled.attempt),
+            )
         if send:
             send_training(self.celery, job_id, settled.spec.resources.queue or self.settings.default_queue)
         if settled.status.is_terminal():

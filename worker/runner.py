@@ -14,6 +14,7 @@ from shared.artifacts import clear_checkpoints
 from shared.attempts import AttemptStore
 from shared.errors import InvalidTransition, JobNotFound, KerasJobsError, StaleAttempt, TrainingError
 from shared.jobs import JobErrorInfo, JobRecord, JobStatus, StopReason
+from shared.logs import set_attempt
 from shared.settings import Settings
 from worker.lease import LeaseKeeper
 from worker.reaper import keep_last_checkpoint
@@ -41,6 +42,7 @@ def run_job(job_id: str, attempts: AttemptStore, settings: Settings) -> None:
     if record is None:
         log.info("job %s: nothing to run (ended, or another attempt holds its lease)", job_id)
         return
+    set_attempt(record.attempt)
     log.info("job %s: attempt %d started (%s)", job_id, record.attempt, record.transitions[-1].reason)
     overdue = partial(end_overdue, record, attempts, settings)
     try:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Response
 
 from api.dependencies import CeleryDep, JobDep, SettingsDep, StoreDep, TenantDep
 from api.problems import CONFLICT_RESPONSE, PROBLEM_RESPONSES
+from api.routes.webhooks import webhook_summary
 from api.schemas import JobPage, JobSummary, JobView
 from shared import lifecycle
 from shared.dataset_store import DatasetStore
@@ -21,6 +22,7 @@ from shared.spec import JobSubmission
 from shared.store import Idempotency, JobStore
 from shared.study_store import StudyStore, dispatch_study
 from shared.submission import resolve_submission
+from shared.webhook_claims import DeliveryClaims
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
@@ -113,9 +115,9 @@ def parse_tags(pairs: list[str]) -> dict[str, str]:
 
 
 @router.get("/{job_id}", response_model=JobView, summary="Get a job")
-def get_job(job: JobDep) -> JobView:
-    """Status, spec, attempt, transitions, progress, best epoch, result and error."""
-    return JobView.of(job)
+def get_job(job: JobDep, store: StoreDep) -> JobView:
+    """Status, spec, attempt, transitions, progress, best epoch, result, error and webhook deliveries."""
+    return JobView.of(job, webhooks=webhook_summary(DeliveryClaims(store.redis, store.keys), job))
 
 
 @router.post(
