@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from cli import admin
+from cli import admin, jobs, studies
 from cli.demo import DemoError, curl_examples, demo_submission, run_demo
 from cli.redis_server import RedisStartError
 from cli.stack import DEFAULT_QUEUES, Stack, StackError, api_argv, local_stack, state_paths, worker_argv
@@ -24,12 +24,14 @@ from shared.settings import QueueName, Settings, get_settings
 log = logging.getLogger(__name__)
 
 app = typer.Typer(
-    help="Run keras-jobs locally: Redis, a Celery worker and the REST API.",
+    help="Run keras-jobs locally, and submit, follow and manage its jobs and studies.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 app.add_typer(admin.app, name="admin")
+app.add_typer(studies.app, name="study")
+jobs.register(app)
 # Paths and URLs must stay whole when the output goes to a file (where Rich assumes 80 columns).
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -151,3 +153,7 @@ def _exec(argv: list[str]) -> None:
 def main() -> None:
     """The console script's entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()
