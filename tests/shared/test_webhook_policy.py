@@ -9,8 +9,10 @@ import pytest
 from pydantic import ValidationError
 
 from shared.errors import SpecInvalid
+from shared.presets import PRESETS
 from shared.settings import Settings
 from shared.spec import JobSpec, JobSubmission
+from shared.studies import StudyRequest, expand
 from shared.submission import resolve_submission
 from shared.webhook_signing import (
     DELIVERY_HEADER,
@@ -163,3 +165,22 @@ def test_submission_refuses_a_private_literal_address_unless_allowed() -> None:
     assert [e.field for e in caught.value.errors] == ["notify.url"]
     assert "not a public address" in caught.value.errors[0].message
     assert resolve(body, allow_private=True).notify is not None
+
+
+def test_a_studys_base_notify_reaches_every_variant_and_is_checked() -> None:
+    settings = Settings(webhook_allow_private=False)  # type: ignore[call-arg]
+    request = StudyRequest.model_validate(
+        {
+            "base": {"notify": {"url": "https://hooks.example.com/k"}},
+            "grid": {"regularization.l2": [0.0, 1e-4]},
+        }
+    )
+    assert [spec.notify.url for _, spec, _ in expand(request, settings)] == [
+        "https://hooks.example.com/k"
+    ] * 2  # type: ignore[union-attr]
+    private = StudyRequest.model_validate(
+        {"base": {"notify": {"url": "http://10.0.0.5/k"}}, "preset": "article"}
+    )
+    with pytest.raises(SpecInvalid) as caught:
+        expand(private, settings)
+    assert {e.field for e in caught.value.errors} == {f"preset.{name}.notify.url" for name in PRESETS}
