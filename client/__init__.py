@@ -11,6 +11,7 @@ with KJobsClient() as jobs:  # KJOBS_URL and KJOBS_API_KEY from the environment
 """
 
 from api.schemas import (
+    DeliveryLog,
     Health,
     JobPage,
     JobSummary,
@@ -31,6 +32,7 @@ from shared.dataset_store import DatasetInfo
 from shared.jobs import EpochRecord, JobStatus
 from shared.spec import JobSpec, JobSubmission
 from shared.studies import StudyRequest
+from shared.webhook_secrets import WebhookSecret
 
 __all__ = [
     "API_KEY_VARIABLE",
@@ -40,6 +42,7 @@ __all__ = [
     "ApiError",
     "AsyncKJobsClient",
     "DatasetInfo",
+    "DeliveryLog",
     "EpochEvent",
     "EpochRecord",
     "FieldIssue",
@@ -62,4 +65,5 @@ __all__ = [
     "StudyPage",
     "StudyRequest",
     "StudyView",
+    "WebhookSecret",
 ]

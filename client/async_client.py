@@ -11,6 +11,7 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from api.schemas import (
+    DeliveryLog,
     Health,
     JobPage,
     JobSummary,
@@ -36,6 +37,7 @@ from client.transfer import (
 )
 from shared.dataset_store import DatasetInfo
 from shared.jobs import JobStatus
+from shared.webhook_secrets import WebhookSecret
 
 T = TypeVar("T")
 
@@ -162,6 +164,20 @@ class AsyncKJobsClient:
     async def presets(self) -> list[PresetView]:
         """The case study's variants with their full specs."""
         return await self._call(calls.list_presets())
+
+    # Webhooks
+
+    async def deliveries(self, job_id: str) -> DeliveryLog:
+        """The job's webhook deliveries, oldest first, with each attempt."""
+        return await self._call(calls.job_deliveries(job_id))
+
+    async def webhook_secret(self) -> WebhookSecret:
+        """The tenant's webhook signing secret (made on first use)."""
+        return await self._call(calls.webhook_secret())
+
+    async def rotate_webhook_secret(self) -> WebhookSecret:
+        """Replace the tenant's webhook signing secret; later requests are signed with the new one."""
+        return await self._call(calls.rotate_webhook_secret())
 
     # Studies
 

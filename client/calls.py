@@ -14,6 +14,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from api.schemas import (
+    DeliveryLog,
     Health,
     JobPage,
     JobView,
@@ -27,6 +28,7 @@ from shared.dataset_store import DatasetInfo
 from shared.jobs import JobStatus
 from shared.spec import JobSpec
 from shared.studies import StudyRequest
+from shared.webhook_secrets import WebhookSecret
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -139,6 +141,18 @@ def job_events(job_id: str, after_epoch: int = 0) -> Call[None]:
 def job_model(job_id: str) -> Call[None]:
     """The trained model's bytes; read as a stream into a file."""
     return Call("GET", f"/v1/jobs/{segment(job_id)}/model", _unread, timeout=STREAM_TIMEOUT)
+
+
+def job_deliveries(job_id: str) -> Call[DeliveryLog]:
+    return Call("GET", f"/v1/jobs/{segment(job_id)}/deliveries", model(DeliveryLog))
+
+
+def webhook_secret() -> Call[WebhookSecret]:
+    return Call("GET", "/v1/webhooks/secret", model(WebhookSecret))
+
+
+def rotate_webhook_secret() -> Call[WebhookSecret]:
+    return Call("POST", "/v1/webhooks/secret/rotate", model(WebhookSecret))
 
 
 def list_presets() -> Call[list[PresetView]]:

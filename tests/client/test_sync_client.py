@@ -97,3 +97,18 @@ def test_a_dataset_is_uploaded_described_and_deleted(kjobs: KJobsClient, tmp_pat
     with pytest.raises(ApiError) as caught:
         kjobs.get_dataset(info.id)
     assert caught.value.status == 404
+
+
+def test_the_webhook_secret_is_read_and_rotated(kjobs: KJobsClient) -> None:
+    first = kjobs.webhook_secret()
+    assert kjobs.webhook_secret() == first
+    rotated = kjobs.rotate_webhook_secret()
+    assert rotated.secret != first.secret
+    assert kjobs.webhook_secret() == rotated
+
+
+def test_a_job_without_notify_has_no_deliveries(kjobs: KJobsClient) -> None:
+    job = kjobs.submit(tiny_spec(resources={"queue": "gpu"}))
+    log = kjobs.deliveries(job.id)
+    assert (log.job_id, log.items) == (job.id, [])
+    kjobs.cancel(job.id)
