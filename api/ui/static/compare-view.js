@@ -45,7 +45,7 @@ function finalTable(entries) {
     h("tbody", {}, entries.map(({ job, label, color, records }) => {
       const last = records.at(-1) ?? {}, best = bestOf(records, "val_accuracy");
       return h("tr", { "data-job-id": job.id },
-        h("td", {}, swatch(color), " ", h("a", { href: `#/jobs/${job.id}` }, label)),
+        h("td", { class: "nowrap" }, swatch(color), " ", h("a", { href: `#/jobs/${job.id}` }, label)),
         h("td", {}, statusBadge(job.status)),
         h("td", { class: "num" }, `${job.progress.epoch}/${job.progress.epochs}`),
         h("td", { class: "num" }, percent(last.accuracy)),
