@@ -1,0 +1,212 @@
+"""API under load: metrics polls and job submissions at rising concurrency, beside an MLflow
+tracking server serving the same history and a bare Starlette floor reading the same Redis list.
+
+The load generator is wrk (``apt-get install wrk``) with ``bench/wrk/report.lua``. Ours and the
+floor run as one uvicorn process each; MLflow as one server worker with a SQLite store.
+
+    .venv/bin/python -m bench.api_load [--seconds 6] [--connections 1,16,64,256]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.harness import (
+    KEY_PREFIX,
+    REPO_ROOT,
+    Stack,
+    print_table,
+    server_process,
+    stack,
+    write_results,
+)
+from bench.seed import epoch_records, seed_jobs
+from cli.redis_server import LOCALHOST, free_port
+from shared.jobs import utc_now
+from shared.redis_codec import connect
+from shared.store import JobStore
+
+EPOCHS = 100
+LUA = REPO_ROOT / "bench" / "wrk" / "report.lua"
+SUBMISSION = {"preset": "baseline", "training": {"epochs": 1}, "resources": {"queue": "gpu"}}
+METRIC_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "data_loss", "val_data_loss")
+
+
+def wrk(url: str, connections: int, seconds: int, env: dict[str, str]) -> dict[str, Any]:
+    """One wrk run against ``url``; its figures, with requests per second."""
+    binary = shutil.which("wrk")
+    if binary is None:
+        sys.exit("the API load benchmark needs wrk on PATH (apt-get install -y wrk)")
+    threads = min(2, connections)
+    argv = [
+        binary,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+    ]
+    output = subprocess.run(
+        argv, env={**os.environ, **env}, capture_output=True, text=True, check=True
+    ).stdout
+    line = next(line for line in output.splitlines() if line.startswith("WRK_JSON "))
+    figures: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
+    figures["rps"] = round(figures["requests"] / figures["seconds"], 1)
+    return figures
+
+
+def mlflow_run(url: str) -> str:
+    """A run on the MLflow server with the same 100 epochs logged (six metrics each); its id."""
+    with httpx.Client(base_url=f"{url}/api/2.0/mlflow", timeout=30) as mlflow:
+        experiment = mlflow.post("/experiments/create", json={"name": "bench"}).raise_for_status().json()
+        run = (
+            mlflow.post("/runs/create", json={"experiment_id": experiment["experiment_id"], "start_time": 0})
+            .raise_for_status()
+            .json()["run"]["info"]["run_id"]
+        )
+        for record in epoch_records(EPOCHS, utc_now()):
+            stamp = int(record.at.timestamp() * 1000)
+            metrics = [
+                {"key": key, "value": getattr(record, key), "timestamp": stamp, "step": record.epoch}
+                for key in METRIC_KEYS
+            ]
+            mlflow.post("/runs/log-batch", json={"run_id": run, "metrics": metrics}).raise_for_status()
+        return str(run)
+
+
+def targets(
+    bench: Stack, job_id: str, floor_url: str, mlflow_url: str, mlflow_run_id: str
+) -> dict[str, tuple[str, dict[str, str]]]:
+    """What is measured: a URL and the wrk script's environment for each."""
+    auth = {"BENCH_AUTH": f"Bearer {bench.api_key}"}
+    history = (
+        f"{mlflow_url}/api/2.0/mlflow/metrics/get-history?run_id={mlflow_run_id}&metric_key=val_accuracy"
+    )
+    return {
+        "ours poll (all 100)": (f"{bench.api_url}/v1/jobs/{job_id}/metrics?after_epoch=0", auth),
+        "floor (all 100)": (f"{floor_url}/v1/jobs/{job_id}/metrics?after_epoch=0", {}),
+        "ours poll (last 1)": (f"{bench.api_url}/v1/jobs/{job_id}/metrics?after_epoch=99", auth),
+        "floor (last 1)": (f"{floor_url}/v1/jobs/{job_id}/metrics?after_epoch=99", {}),
+        "mlflow get-history (100)": (history, {}),
+        "ours submit": (f"{bench.api_url}/v1/jobs", {**auth, "BENCH_BODY": json.dumps(SUBMISSION)}),
+    }
+
+
+def ratios(results: dict[str, dict[int, dict[str, Any]]], connections: list[int]) -> dict[str, Any]:
+    """Per concurrency: ours against the floor (throughput and p99) and against MLflow."""
+    out: dict[str, Any] = {}
+    for c in connections:
+        row: dict[str, float] = {}
+        for scope in ("all 100", "last 1"):
+            ours, floor = results[f"ours poll ({scope})"][c], results[f"floor ({scope})"][c]
+            row[f"floor_over_ours_rps ({scope})"] = round(floor["rps"] / ours["rps"], 2)
+            row[f"ours_over_floor_p99 ({scope})"] = round(ours["p99_ms"] / floor["p99_ms"], 2)
+        row["ours_over_mlflow_rps (all 100)"] = round(
+            results["ours poll (all 100)"][c]["rps"] / results["mlflow get-history (100)"][c]["rps"], 1
+        )
+        out[str(c)] = row
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=6, help="length of each wrk run")
+    parser.add_argument("--connections", default="1,16,64,256", help="concurrency levels, comma-separated")
+    args = parser.parse_args()
+    connections = [int(c) for c in args.connections.split(",")]
+    with stack(worker=False) as bench, tempfile.TemporaryDirectory(prefix="kjobs-bench-mlflow-") as folder:
+        store = JobStore.from_settings(bench.settings)
+        (job_id,) = seed_jobs(store, "bench", 1, EPOCHS)
+        floor_port, mlflow_port = free_port(), free_port()
+        floor_url, mlflow_url = f"http://{LOCALHOST}:{floor_port}", f"http://{LOCALHOST}:{mlflow_port}"
+        floor_env = {
+            **os.environ,
+            "REDIS_URL": bench.redis_url,
+            "KEY_PREFIX": KEY_PREFIX,
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+        floor_argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.floor_app:app",
+            "--host",
+            LOCALHOST,
+            "--port",
+            str(floor_port),
+            "--log-level",
+            "warning",
+        ]
+        mlflow_argv = [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--host",
+            LOCALHOST,
+            "--port",
+            str(mlflow_port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{folder}/mlflow.db",
+            "--default-artifact-root",
+            f"{folder}/artifacts",
+        ]
+        with (
+            server_process(
+                "floor", floor_argv, f"{floor_url}/healthz", Path(folder) / "floor.log", floor_env
+            ),
+            server_process(
+                "MLflow server",
+                mlflow_argv,
+                f"{mlflow_url}/health",
+                Path(folder) / "mlflow.log",
+                dict(os.environ),
+            ),
+        ):
+            run_id = mlflow_run(mlflow_url)
+            measured = targets(bench, job_id, floor_url, mlflow_url, run_id)
+            results: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in measured}
+            for c in connections:
+                for name, (url, env) in measured.items():
+                    run = results[name][c] = wrk(url, c, args.seconds, env)
+                    print(f"{name} at {c}: {run['rps']} req/s, p99 {run['p99_ms']} ms", flush=True)
+            submitted = connect(bench.settings).zcard(store.keys.jobs_index("bench")) - 1
+    rows = [
+        [name, c, r["rps"], r["p50_ms"], r["p99_ms"], r["errors"]]
+        for name, per in results.items()
+        for c, r in per.items()
+    ]
+    print_table(
+        "API under load (wrk)", ["target", "connections", "req/s", "p50 ms", "p99 ms", "errors"], rows
+    )
+    compared = ratios(results, connections)
+    print_table(
+        "Ratios (targets: floor/ours req/s <= 1.5 and ours/floor p99 <= 1.5)",
+        ["connections", *next(iter(compared.values())).keys()],
+        [[c, *row.values()] for c, row in compared.items()],
+    )
+    write_results(
+        "api_load",
+        {
+            "seconds_per_run": args.seconds,
+            "epochs_in_job": EPOCHS,
+            "jobs_submitted": submitted,
+            "results": {name: {str(c): r for c, r in per.items()} for name, per in results.items()},
+            "ratios": compared,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

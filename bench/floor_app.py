@@ -1,0 +1,36 @@
+"""The floor of the API load benchmark: the least an HTTP endpoint can do to serve a job's
+epoch records from Redis. One asyncio Redis read (LRANGE), its items spliced into a JSON
+array; no authentication, validation, middleware or status read.
+
+    REDIS_URL=redis://... KEY_PREFIX=kjbench uvicorn bench.floor_app:app
+"""
+
+import os
+
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shared.keys import RedisKeys
+
+_redis = Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
+_keys = RedisKeys(os.environ.get("KEY_PREFIX", "kj"))
+
+
+async def metrics(request: Request) -> Response:
+    """The records after ``after_epoch`` as a JSON array."""
+    after = int(request.query_params.get("after_epoch", "0"))
+    records = await _redis.lrange(_keys.epochs(request.path_params["job_id"]), after, -1)
+    return Response(f'{{"records":[{",".join(records)}]}}', media_type="application/json")
+
+
+async def health(request: Request) -> Response:
+    """Answers once the server is up."""
+    return Response("ok")
+
+
+app = Starlette(
+    routes=[Route("/v1/jobs/{job_id}/metrics", metrics), Route("/healthz", health)],
+)
