@@ -77,3 +77,22 @@ def test_without_auth_the_page_needs_no_key(tab: Tab, tmp_path: Path) -> None:
         expect(tab.page.locator("#key-dialog")).to_be_hidden()
         expect(tab.page.get_by_role("button", name="Sign out")).to_be_hidden()
     assert tab.script_errors() == []
+
+
+def test_the_event_parser_reads_the_stream_format(tab: Tab, api_url: str) -> None:
+    tab.page.goto(f"{api_url}/ui/static/favicon.svg")  # same origin, without running the page
+    parsed = tab.page.evaluate(
+        """async () => {
+            const { parseBlock } = await import('/ui/static/events.js');
+            return [
+                parseBlock('id: 3\\nevent: epoch\\ndata: {"epoch": 3}'),
+                parseBlock('event: state\\ndata:{"status":"running",\\ndata: "last_epoch":0}'),
+                parseBlock(': keep-alive'),
+            ];
+        }"""
+    )
+    assert parsed == [
+        {"id": "3", "event": "epoch", "data": '{"epoch": 3}'},
+        {"id": None, "event": "state", "data": '{"status":"running",\n"last_epoch":0}'},
+        None,
+    ]
