@@ -22,6 +22,7 @@ from api.routes import (
     studies,
     ui,
     webhooks,
+    workers,
 )
 from shared.apikeys import KeyStore
 from shared.feed import JobFeed, connect_async
@@ -66,7 +67,7 @@ def create_app() -> FastAPI:
     """A new app; settings are read when it starts, not when it is made."""
     app = FastAPI(title="keras-jobs", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_problem_handlers(app)
-    for module in (jobs, metrics, models, presets, studies, datasets, webhooks):
+    for module in (jobs, metrics, models, presets, studies, datasets, webhooks, workers):
         app.include_router(module.router, dependencies=[Depends(get_tenant)])
     app.include_router(health.router)
     app.include_router(ui.router)

@@ -5,7 +5,9 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, Field
 
+from shared.devices import DeviceInfo
 from shared.jobs import (
+    AttemptWorker,
     BestEpoch,
     EpochRecord,
     JobErrorInfo,
@@ -96,6 +98,9 @@ class JobView(JobSummary):
     spec: JobSpec
     transitions: list[Transition]
     has_model: bool
+    worker: AttemptWorker | None = Field(
+        None, description="The worker of the latest attempt and its device; null before any ran."
+    )
     webhooks: WebhookSummary | None = Field(
         None, description="The job's webhook deliveries, counted; null when its spec has no `notify`."
     )
@@ -130,6 +135,27 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class WorkerView(BaseModel):
+    """A live worker: where it runs, what it trains on and whether it is busy."""
+
+    name: str = Field(description="Celery's node name (`gpu0@host`).")
+    host: str
+    pid: int
+    queues: list[str]
+    backend: str | None = Field(description="The Keras backend; null until the worker has loaded it.")
+    device: DeviceInfo | None = Field(description="What it trains on; null until the worker knows.")
+    status: Literal["idle", "busy"]
+    current_job: str | None = Field(
+        description="The job it trains, when that job is the caller's; null when idle or another tenant's."
+    )
+    started_at: datetime
+    seen_at: datetime = Field(description="Its latest heartbeat.")
+
+
+class WorkerList(BaseModel):
+    items: list[WorkerView] = Field(description="Live workers, by name.")
+
+
 class Readiness(BaseModel):
     ready: bool
     redis: Literal["ok", "unreachable"]
@@ -137,6 +163,10 @@ class Readiness(BaseModel):
         description="`disabled` only where an operator turned it off."
     )
     workers: dict[str, int] = Field(description="Live workers per queue.")
+    live_workers: list[WorkerView] = Field(
+        default_factory=list,
+        description="The live workers; no job ids (`GET /v1/workers` shows the caller's).",
+    )
 
 
 class StudyLinks(BaseModel):

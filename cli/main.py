@@ -6,7 +6,7 @@ import shlex
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -15,11 +15,11 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from cli import admin, jobs, studies
+from cli import admin, jobs, studies, worker_command
 from cli.demo import DemoError, curl_examples, demo_submission, run_demo
 from cli.redis_server import RedisStartError
-from cli.stack import DEFAULT_QUEUES, Stack, StackError, api_argv, local_stack, state_paths, worker_argv
-from shared.settings import QueueName, Settings, get_settings
+from cli.stack import Stack, StackError, api_argv, local_stack, state_paths
+from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +128,7 @@ def show_examples(api_url: str, body: dict[str, Any], job_id: str, key_path: Pat
     console.print()
 
 
-@app.command()
-def worker(
-    queues: Annotated[str, typer.Option("--queues", "-Q", help="Comma-separated queues.")] = DEFAULT_QUEUES,
-) -> None:
-    """Run a Celery worker in the foreground (settings from the environment, e.g. REDIS_URL)."""
-    unknown = set(queues.split(",")) - set(get_args(QueueName))
-    if unknown:
-        raise typer.BadParameter(f"unknown queues: {', '.join(sorted(unknown))}", param_hint="--queues")
-    _exec(worker_argv(queues))
+app.command()(worker_command.worker)
 
 
 @app.command()

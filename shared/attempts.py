@@ -8,11 +8,12 @@ its message is sent again.
 """
 
 import time
+from functools import partial
 from typing import Any
 
 from redis.client import Pipeline
 
-from shared.jobs import ACTIVE_STATUSES, JobErrorInfo, JobRecord, JobStatus, StopReason
+from shared.jobs import ACTIVE_STATUSES, AttemptWorker, JobErrorInfo, JobRecord, JobStatus, StopReason
 from shared.redis_codec import strings
 from shared.store import JobStore, check_fence, epoch_ms
 
@@ -41,17 +42,19 @@ class AttemptStore:
     def __init__(self, store: JobStore, lease_seconds: float, max_attempts: int) -> None:
         self.store, self.lease_seconds, self.max_attempts = store, lease_seconds, max_attempts
 
-    def claim(self, job_id: str) -> JobRecord | None:
+    def claim(self, job_id: str, worker: AttemptWorker | None = None) -> JobRecord | None:
         """Start the job's next attempt under a fresh lease, or None when there is nothing to run.
 
         A queued job starts. A running job whose lease expired is taken over (its worker was
         lost). A job that has ended, whose attempt holds a live lease (a duplicate delivery of
         its message), or that a lost worker leaves with nothing to resume, is left alone (the
-        reaper ends the last kind, keeping its last checkpoint as its model).
+        reaper ends the last kind, keeping its last checkpoint as its model). The new attempt
+        records ``worker``, the worker that runs it.
         """
-        return self.store.transact(job_id, self._claim_step, self.store.keys.leases())
+        fields = {"worker": worker.model_dump(mode="json")} if worker is not None else {}
+        return self.store.transact(job_id, partial(self._claim_step, fields=fields), self.store.keys.leases())
 
-    def _claim_step(self, pipe: Pipeline, current: JobRecord) -> JobRecord | None:
+    def _claim_step(self, pipe: Pipeline, current: JobRecord, fields: dict[str, Any]) -> JobRecord | None:
         number = current.attempt + 1
         if current.status is JobStatus.QUEUED:
             reason = (
@@ -68,7 +71,7 @@ class AttemptStore:
             pipe.unwatch()
             return None
         return self.store.write_transition(
-            pipe, current, JobStatus.RUNNING, number, reason, {}, lease_seconds=self.lease_seconds
+            pipe, current, JobStatus.RUNNING, number, reason, fields, lease_seconds=self.lease_seconds
         )
 
     def renew(self, job_id: str, attempt: int) -> JobStatus:

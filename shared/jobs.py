@@ -9,6 +9,7 @@ from typing import Self
 
 from pydantic import BaseModel, Field
 
+from shared.devices import DeviceInfo
 from shared.spec import JobSpec
 
 _last_id = [0, 0]  # (ms, random part) of this process's latest id
@@ -116,6 +117,16 @@ class EpochRecord(BaseModel):
     at: datetime
 
 
+class AttemptWorker(BaseModel):
+    """The worker that runs (or ran) a job's latest attempt, and what it trains on."""
+
+    name: str = Field(description="Celery's node name of the worker (`gpu0@host`).")
+    host: str
+    pid: int
+    backend: str = Field(description="The Keras backend: `tensorflow`, `jax` or `torch`.")
+    device: DeviceInfo
+
+
 class StudyMembership(BaseModel):
     """The study a job belongs to, and its variant's name there."""
 
@@ -139,6 +150,7 @@ class JobRecord(BaseModel):
     error: JobErrorInfo | None = None
     has_model: bool = False
     study: StudyMembership | None = None
+    worker: AttemptWorker | None = None
     transitions: list[Transition] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime

@@ -3,20 +3,31 @@
 import json
 import time
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from redis import Redis
 
+from shared.devices import DeviceInfo
 from shared.keys import RedisKeys
 
 
 class WorkerInfo(BaseModel):
     name: str = Field(description="Celery's node name of the worker.")
     queues: list[str]
+    host: str = ""
     pid: int
-    device: str = Field(description="What the worker trains on, as the worker reports it.")
+    backend: str | None = Field(None, description="The Keras backend, once the worker has loaded it.")
+    device: DeviceInfo | None = Field(None, description="What the worker trains on, once it knows.")
     current_job: str | None = None
     started_at: float
     seen_at: float
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device_of_older_workers(cls, value: object) -> object:
+        # Workers of earlier versions reported their device as a plain string.
+        if isinstance(value, str):
+            return {"kind": "cpu" if value == "cpu" else "gpu", "name": value}
+        return value
 
 
 class WorkerRegistry:

@@ -163,6 +163,17 @@ class TrainingSpec(SpecModel):
     learning_rate: float = Field(0.001, gt=0.0, le=10.0, description="The optimizer's learning rate.")
     momentum: float = Field(0.0, ge=0.0, lt=1.0, description="Momentum; only for `sgd`.")
     seed: int = Field(128, ge=0, le=2**31 - 1, description="Seed of weights, split and shuffling.")
+    mixed_precision: bool = Field(
+        False,
+        description="Compute the hidden layers in float16 with float32 weights and a float32 output "
+        "(Keras `mixed_float16`, with loss scaling): faster on GPUs with tensor cores, at a small cost "
+        "in precision. Refused on the `cpu` queue.",
+    )
+    jit_compile: bool | None = Field(
+        None,
+        description="Compile the training step with XLA (TensorFlow, JAX) or torch.compile (PyTorch); "
+        "null leaves Keras's default.",
+    )
 
 
 class ResourcesSpec(SpecModel):

@@ -42,6 +42,7 @@ def resolve_submission(submission: JobSubmission, settings: Settings) -> JobSpec
         resources = spec.resources.model_copy(update={"queue": settings.default_queue})
         spec = spec.model_copy(update={"resources": resources})
     check_feasible(spec, settings)
+    check_device_options(spec)
     check_notify_target(spec, settings)
     return spec
 
@@ -85,6 +86,21 @@ def check_feasible(spec: JobSpec, settings: Settings) -> None:
         )
     if errors:
         raise SpecInvalid(errors)
+
+
+def check_device_options(spec: JobSpec) -> None:
+    """Refuse mixed precision on the cpu queue: CPUs gain no speed from float16 and lose precision."""
+    if spec.training.mixed_precision and spec.resources.queue == "cpu":
+        raise SpecInvalid(
+            [
+                FieldError(
+                    "training.mixed_precision",
+                    "mixed precision speeds up GPUs only; on the cpu queue it would lose precision for "
+                    "nothing: set resources.queue to gpu, or mixed_precision to false",
+                    "device_mismatch",
+                )
+            ]
+        )
 
 
 def check_notify_target(spec: JobSpec, settings: Settings) -> None:

@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
+from cli.worker_layout import WorkerProcess, plan_workers
+from shared.devices import Gpu
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS = ("worker-gpu", "worker-cpu")
 
@@ -28,6 +31,20 @@ def argv(service: dict[str, Any]) -> list[str]:
 def option(args: list[str], name: str) -> str:
     """The value that follows ``name`` in ``args``."""
     return args[args.index(name) + 1]
+
+
+TWO_GPUS = [
+    Gpu(index=0, name="NVIDIA H100", memory_bytes=2**36),
+    Gpu(index=1, name="NVIDIA H100", memory_bytes=2**36),
+]
+
+
+def worker_plan(service: dict[str, Any], gpus: list[Gpu]) -> list[WorkerProcess]:
+    """The worker processes a ``kjobs worker`` service starts on a machine with ``gpus``."""
+    args = argv(service)
+    assert args[:2] == ["kjobs", "worker"]
+    given = {name: option(args, name) for name in ("--gpus", "-Q") if name in args}
+    return plan_workers(given.get("--gpus"), given.get("-Q"), gpus)
 
 
 def test_services_are_exactly_these(services: dict[str, Any]) -> None:
@@ -69,9 +86,9 @@ def test_waits_for_healthy_redis(services: dict[str, Any], name: str) -> None:
 
 @pytest.mark.parametrize("name", ["api", *WORKERS])
 def test_app_targets_exist(services: dict[str, Any], name: str) -> None:
-    args = argv(services[name])
-    target = option(args, "-A") if args[0] == "celery" else args[1]
-    assert args[0] in {"celery", "uvicorn"}
+    args = argv(services[name]) if name == "api" else worker_plan(services[name], TWO_GPUS)[0].argv
+    target = option(args, "-A") if "celery" in args else args[1]
+    assert args[0] == "uvicorn" or args[1:3] == ["-m", "celery"]
     module_name, _, attribute = target.partition(":")
     assert attribute, f"{target} names no attribute"
     assert hasattr(importlib.import_module(module_name), attribute)
@@ -81,14 +98,28 @@ def test_app_targets_exist(services: dict[str, Any], name: str) -> None:
 def test_worker_queues_are_known(services: dict[str, Any], name: str) -> None:
     from shared.queue import QUEUES
 
-    queues = option(argv(services[name]), "-Q").split(",")
-    assert queues == [name.removeprefix("worker-")]
-    assert set(queues) <= set(QUEUES)
+    for process in worker_plan(services[name], TWO_GPUS):
+        queues = option(process.argv, "-Q").split(",")
+        assert queues == [name.removeprefix("worker-")]
+        assert set(queues) <= set(QUEUES)
 
 
-def test_gpu_worker_reserves_an_nvidia_gpu(services: dict[str, Any]) -> None:
+def test_gpu_service_runs_one_pinned_solo_worker_per_gpu(services: dict[str, Any]) -> None:
+    plan = worker_plan(services["worker-gpu"], TWO_GPUS)
+    assert [process.env for process in plan] == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+    assert [option(process.argv, "--hostname") for process in plan] == ["gpu0@%h", "gpu1@%h"]
+    assert all("--pool=solo" in process.argv for process in plan)
+
+
+def test_cpu_service_runs_one_worker_that_sees_no_gpu(services: dict[str, Any]) -> None:
+    (process,) = worker_plan(services["worker-cpu"], TWO_GPUS)
+    assert process.env == {"CUDA_VISIBLE_DEVICES": ""}
+    assert option(process.argv, "--hostname") == "cpu@%h"
+
+
+def test_gpu_worker_reserves_the_nvidia_gpus(services: dict[str, Any]) -> None:
     devices = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
-    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
     assert "deploy" not in services["worker-cpu"]
 
 

@@ -8,6 +8,7 @@ pool children, when they start, and a killed child is replaced by its parent.
 """
 
 import logging
+import os
 import sys
 from contextlib import AbstractContextManager
 from functools import lru_cache
@@ -24,6 +25,8 @@ from celery.signals import (
 )
 
 from shared.attempts import AttemptStore
+from shared.devices import DeviceInfo
+from shared.jobs import AttemptWorker
 from shared.logs import configure_logging, job_context
 from shared.queue import create_celery_app
 from shared.registry import WorkerRegistry
@@ -66,10 +69,27 @@ def current_heartbeat() -> Heartbeat | None:
     return _heartbeat[0] if _heartbeat else None
 
 
-def trainer_device() -> str | None:
-    """The device this process trains on, once it has loaded Keras; never loads it to ask."""
-    training = sys.modules.get("worker.training")
-    return training.describe_device() if training is not None else None
+def trainer_device() -> tuple[str, DeviceInfo] | None:
+    """The backend and device this process trains on, once it has loaded Keras; never loads it to ask."""
+    if "worker.training" not in sys.modules:
+        return None
+    from worker.devices import backend_name, describe_device
+
+    return backend_name(), describe_device()
+
+
+def attempt_worker() -> AttemptWorker | None:
+    """This worker and its device, as a job's attempt records them; None before it is ready."""
+    heartbeat = current_heartbeat()
+    if heartbeat is None or heartbeat.device is None or heartbeat.backend is None:
+        return None
+    return AttemptWorker(
+        name=heartbeat.name,
+        host=heartbeat.host,
+        pid=os.getpid(),
+        backend=heartbeat.backend,
+        device=heartbeat.device,
+    )
 
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]
@@ -94,7 +114,9 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     heartbeat = Heartbeat(
         registry, sender.hostname, queues, settings.worker_heartbeat_seconds, [reaper.run_once]
     )
-    heartbeat.set_device(trainer_device())
+    trainer = trainer_device()
+    if trainer is not None:
+        heartbeat.set_device(*trainer)
     heartbeat.start()
     _heartbeat.append(heartbeat)
     store = attempts.store

@@ -2,10 +2,12 @@
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 
+from shared.devices import DeviceInfo
 from shared.registry import WorkerInfo, WorkerRegistry
 
 log = logging.getLogger(__name__)
@@ -25,7 +27,9 @@ class Heartbeat:
     ) -> None:
         self.registry, self.interval, self.chores = registry, interval, chores
         self.name, self.queues, self.started_at = name, queues, time.time()
-        self.device: str = "cpu"
+        self.host = socket.gethostname()
+        self.backend: str | None = None
+        self.device: DeviceInfo | None = None
         self.current_job: str | None = None
         self._lock = threading.Lock()  # the task thread and the beat thread both beat
         self._stopped = threading.Event()
@@ -51,11 +55,10 @@ class Heartbeat:
             self.current_job = job_id
         self.beat()
 
-    def set_device(self, device: str | None) -> None:
-        """Report what this worker trains on, when known."""
-        if device is not None:
-            with self._lock:
-                self.device = device
+    def set_device(self, backend: str, device: DeviceInfo) -> None:
+        """Report the Keras backend and the device this worker trains on."""
+        with self._lock:
+            self.backend, self.device = backend, device
 
     def info(self) -> WorkerInfo:
         """What the next beat reports."""
@@ -63,7 +66,9 @@ class Heartbeat:
             return WorkerInfo(
                 name=self.name,
                 queues=self.queues,
+                host=self.host,
                 pid=os.getpid(),
+                backend=self.backend,
                 device=self.device,
                 current_job=self.current_job,
                 started_at=self.started_at,

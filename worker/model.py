@@ -55,14 +55,25 @@ def _augmentation_layers(spec: JobSpec) -> list[Any]:
     return layers
 
 
+def hidden_dtype(spec: JobSpec) -> str | None:
+    """The dtype policy of the hidden layers: ``mixed_float16`` when the spec asks for it, else
+    None (the process's default policy, float32)."""
+    return "mixed_float16" if spec.training.mixed_precision else None
+
+
 def build_model(spec: JobSpec, zca: tuple[Any, Any] | None = None) -> keras.Model:
     """The spec's network on raw 28x28 pixels (0-255): scaling, augmentation and ZCA are layers.
 
     Random augmentation layers act only in training; ZCA whitening is a frozen Dense layer
     holding the transform fitted on the training split, so the saved model whitens its own
     inputs and loads with plain ``keras.models.load_model``.
+
+    Mixed precision is set on each hidden layer, never as the process's global policy, so the
+    next job this worker trains is unaffected. Scaling, augmentation and ZCA stay float32 (the
+    whitening matrix's values can exceed float16's range) and so does the softmax output, whose
+    loss needs float32's precision.
     """
-    reg, seed = spec.regularization, spec.training.seed
+    reg, seed, dtype = spec.regularization, spec.training.seed, hidden_dtype(spec)
     inputs = keras.Input(shape=IMAGE_SHAPE, name="pixels")
     x = keras.layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
     augmentation = _augmentation_layers(spec)
@@ -82,11 +93,12 @@ def build_model(spec: JobSpec, zca: tuple[Any, Any] | None = None) -> keras.Mode
             units,
             activation=spec.model.activation,
             kernel_regularizer=_regularizer(l1, l2),
+            dtype=dtype,
             name=f"hidden_{index}",
         )(x)
         if dropout:
-            x = keras.layers.Dropout(dropout, seed=seed + index, name=f"dropout_{index}")(x)
-    outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax", name="output")(x)
+            x = keras.layers.Dropout(dropout, seed=seed + index, dtype=dtype, name=f"dropout_{index}")(x)
+    outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="output")(x)
     # Not the spec's name: Keras refuses some characters that a job name may hold.
     model = keras.Model(inputs, outputs, name="keras_job")
     if whitening is not None and zca is not None:
@@ -96,24 +108,32 @@ def build_model(spec: JobSpec, zca: tuple[Any, Any] | None = None) -> keras.Mode
 
 
 def make_optimizer(spec: JobSpec) -> keras.optimizers.Optimizer:
-    """The spec's optimizer at its learning rate."""
+    """The spec's optimizer at its learning rate, with dynamic loss scaling under mixed precision
+    (float16 gradients would otherwise underflow to zero)."""
     training = spec.training
     if training.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=training.learning_rate, momentum=training.momentum)
-    optimizers = {
-        "adam": keras.optimizers.Adam,
-        "rmsprop": keras.optimizers.RMSprop,
-        "adamw": keras.optimizers.AdamW,
-    }
-    return optimizers[training.optimizer](learning_rate=training.learning_rate)
+        optimizer = keras.optimizers.SGD(learning_rate=training.learning_rate, momentum=training.momentum)
+    else:
+        optimizers = {
+            "adam": keras.optimizers.Adam,
+            "rmsprop": keras.optimizers.RMSprop,
+            "adamw": keras.optimizers.AdamW,
+        }
+        optimizer = optimizers[training.optimizer](learning_rate=training.learning_rate)
+    if training.mixed_precision:
+        # Keras adds it by itself only for a model whose own policy is mixed; ours is per layer.
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def compile_model(model: keras.Model, spec: JobSpec) -> None:
     """Compile for sparse labels, with accuracy and the data loss as metrics."""
     # Keras's loss includes the regularization penalty; this metric is the data loss alone.
     data_loss = keras.metrics.SparseCategoricalCrossentropy(name="data_loss")
+    jit_compile = "auto" if spec.training.jit_compile is None else spec.training.jit_compile
     model.compile(
         optimizer=make_optimizer(spec),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy", data_loss],
+        jit_compile=jit_compile,
     )

@@ -13,7 +13,7 @@ from typing import Any
 from shared.artifacts import clear_checkpoints
 from shared.attempts import AttemptStore
 from shared.errors import InvalidTransition, JobNotFound, KerasJobsError, StaleAttempt, TrainingError
-from shared.jobs import JobErrorInfo, JobRecord, JobStatus, StopReason
+from shared.jobs import AttemptWorker, JobErrorInfo, JobRecord, JobStatus, StopReason
 from shared.logs import set_attempt
 from shared.settings import Settings
 from worker.lease import LeaseKeeper
@@ -35,9 +35,14 @@ class Ending:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-def run_job(job_id: str, attempts: AttemptStore, settings: Settings) -> None:
-    """Run the next attempt of job ``job_id``, if it has one to run; every outcome is recorded."""
-    claim = partial(attempts.claim, job_id)
+def run_job(
+    job_id: str, attempts: AttemptStore, settings: Settings, worker: AttemptWorker | None = None
+) -> None:
+    """Run the next attempt of job ``job_id``, if it has one to run; every outcome is recorded.
+
+    The attempt records ``worker``, this worker and its device, when it is known.
+    """
+    claim = partial(attempts.claim, job_id, worker)
     record = with_retries(claim, f"job {job_id}: claim", settings.redis_retry_seconds)
     if record is None:
         log.info("job %s: nothing to run (ended, or another attempt holds its lease)", job_id)

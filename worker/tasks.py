@@ -6,7 +6,7 @@ from shared.queue import TRAIN_TASK
 from shared.settings import Settings, get_settings
 from shared.store import JobStore
 from shared.study_store import StudyStore, dispatch_study
-from worker.celery_app import app, current_heartbeat, get_attempts
+from worker.celery_app import app, attempt_worker, current_heartbeat, get_attempts
 from worker.runner import run_job
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ def train(job_id: str) -> None:
         heartbeat.set_job(job_id)
     attempts, settings = get_attempts(), get_settings()
     try:
-        run_job(job_id, attempts, settings)
+        run_job(job_id, attempts, settings, attempt_worker())
     finally:
         if heartbeat is not None:
             heartbeat.set_job(None)

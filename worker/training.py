@@ -21,16 +21,12 @@ from shared.store import JobStore
 from worker.callbacks import EpochRecorder, GuardedEarlyStopping, StopController
 from worker.checkpoints import Checkpoint, Checkpointer, load_checkpoint, save_model
 from worker.data import Arrays, Split, fit_zca, load_upload, read_idx_dataset, split_dataset
+from worker.devices import backend_name, describe_device
 from worker.lease import AttemptSignals
 from worker.model import build_model, compile_model
 
 log = logging.getLogger(__name__)
-log.info(
-    "Keras %s on %s; devices: %s",
-    keras.__version__,
-    keras.backend.backend(),
-    keras.distribution.list_devices(),
-)
+log.info("Keras %s on %s; trains on %s", keras.__version__, backend_name(), describe_device())
 
 
 @dataclass(frozen=True)
@@ -38,13 +34,6 @@ class TrainingOutcome:
     stop_reason: StopReason
     result: JobResult | None
     has_model: bool
-
-
-def describe_device() -> str:
-    """What this process trains on, as the backend sees it."""
-    devices = keras.distribution.list_devices()
-    accelerators = [d for d in devices if not d.lower().startswith("cpu")]
-    return ", ".join(accelerators) if accelerators else "cpu"
 
 
 @lru_cache(maxsize=4)

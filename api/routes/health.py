@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from redis.exceptions import RedisError
 
 from api.schemas import Health, Readiness
+from api.workers_view import worker_views
 from shared.registry import WorkerRegistry
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def healthz() -> Health:
     summary="Readiness",
 )
 def readyz(request: Request, response: Response) -> Readiness:
-    """Ready when Redis answers; also counts the live workers on each queue."""
+    """Ready when Redis answers; also lists the live workers (without job ids) and counts them per queue."""
     registry: WorkerRegistry = request.app.state.registry
     auth = "enabled" if request.app.state.settings.auth_enabled else "disabled"
     if auth == "disabled":
@@ -39,4 +40,6 @@ def readyz(request: Request, response: Response) -> Readiness:
     for worker in workers:
         for queue in worker.queues:
             per_queue[queue] = per_queue.get(queue, 0) + 1
-    return Readiness(ready=True, redis="ok", auth=auth, workers=per_queue)
+    # No tenant here: this route takes no API key, so it names no job.
+    listed = worker_views(workers, request.app.state.store, tenant=None)
+    return Readiness(ready=True, redis="ok", auth=auth, workers=per_queue, live_workers=listed)

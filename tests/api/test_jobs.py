@@ -102,6 +102,8 @@ def test_presets_are_the_articles_six(client: httpx.Client) -> None:
         "learning_rate": 0.001,
         "momentum": 0.0,
         "seed": 128,
+        "mixed_precision": False,
+        "jit_compile": None,
     }
 
 
