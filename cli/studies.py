@@ -52,8 +52,15 @@ def show(study_id: StudyIdArgument, url: UrlOption = None, api_key: ApiKeyOption
     with connect(url, api_key) as client:
         study = client.get_study(study_id)
     objective = f"{study.objective.metric} ({study.objective.mode})"
-    print_fields([("id", study.id), ("name", study.name), ("status", study.status), ("objective", objective)])
-    print_fields([("jobs", counts_text(study))])
+    print_fields(
+        [
+            ("id", study.id),
+            ("name", study.name),
+            ("status", study.status),
+            ("objective", objective),
+            ("jobs", counts_text(study)),
+        ]
+    )
     rows = [
         (r.rank, r.variant, r.status, r.best_value, r.best_epoch, r.test_accuracy, r.gap_at_best, r.job_id)
         for r in study.leaderboard
