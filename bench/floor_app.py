@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.keys import RedisKeys
+from shared.redis_codec import strings
 
 _redis = Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
 _keys = RedisKeys(os.environ.get("KEY_PREFIX", "kj"))
@@ -23,7 +24,7 @@ async def metrics(request: Request) -> Response:
     """The records after ``after_epoch`` as a JSON array."""
     after = int(request.query_params.get("after_epoch", "0"))
     records = await _redis.lrange(_keys.epochs(request.path_params["job_id"]), after, -1)
-    return Response(f'{{"records":[{",".join(records)}]}}', media_type="application/json")
+    return Response(f'{{"records":[{",".join(strings(records))}]}}', media_type="application/json")
 
 
 async def health(request: Request) -> Response:
