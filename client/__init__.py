@@ -21,6 +21,7 @@ from api.schemas import (
     Readiness,
     StudyPage,
     StudyView,
+    WorkerList,
 )
 from client.async_client import AsyncKJobsClient
 from client.config import API_KEY_VARIABLE, DEFAULT_URL, URL_VARIABLE
@@ -66,4 +67,5 @@ __all__ = [
     "StudyRequest",
     "StudyView",
     "WebhookSecret",
+    "WorkerList",
 ]

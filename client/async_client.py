@@ -21,6 +21,7 @@ from api.schemas import (
     Readiness,
     StudyPage,
     StudyView,
+    WorkerList,
 )
 from client import calls
 from client.calls import Call, ReportFormat, SpecLike, StudyLike
@@ -230,6 +231,10 @@ class AsyncKJobsClient:
     async def health(self) -> Health:
         """Liveness of the API."""
         return await self._call(calls.health())
+
+    async def workers(self) -> WorkerList:
+        """The live workers: queues, backend, device, and the caller's job each one trains."""
+        return await self._call(calls.list_workers())
 
     async def ready(self) -> Readiness:
         """Readiness (a 503 is an answer here)."""

@@ -23,6 +23,7 @@ from api.schemas import (
     Readiness,
     StudyPage,
     StudyView,
+    WorkerList,
 )
 from shared.dataset_store import DatasetInfo
 from shared.jobs import JobStatus
@@ -206,6 +207,10 @@ def delete_dataset(dataset_id: str) -> Call[None]:
 
 def health() -> Call[Health]:
     return Call("GET", "/healthz", model(Health))
+
+
+def list_workers() -> Call[WorkerList]:
+    return Call("GET", "/v1/workers", model(WorkerList))
 
 
 def readiness() -> Call[Readiness]:

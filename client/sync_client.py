@@ -20,6 +20,7 @@ from api.schemas import (
     Readiness,
     StudyPage,
     StudyView,
+    WorkerList,
 )
 from client import calls
 from client.calls import Call, ReportFormat, SpecLike, StudyLike
@@ -230,6 +231,10 @@ class KJobsClient:
     def health(self) -> Health:
         """Liveness of the API."""
         return self._call(calls.health())
+
+    def workers(self) -> WorkerList:
+        """The live workers: queues, backend, device, and the caller's job each one trains."""
+        return self._call(calls.list_workers())
 
     def ready(self) -> Readiness:
         """Readiness: whether Redis answers, and live workers per queue (a 503 is an answer here)."""

@@ -112,3 +112,8 @@ def test_a_job_without_notify_has_no_deliveries(kjobs: KJobsClient) -> None:
     log = kjobs.deliveries(job.id)
     assert (log.job_id, log.items) == (job.id, [])
     kjobs.cancel(job.id)
+
+
+def test_the_live_workers_include_the_suite_s_worker(kjobs: KJobsClient, worker: str) -> None:
+    workers = {item.name: item for item in kjobs.workers().items}
+    assert workers[worker].queues == ["cpu"]
