@@ -22,7 +22,9 @@ import httpx
 from bench.harness import (
     KEY_PREFIX,
     REPO_ROOT,
+    UVICORN_OPTIONS,
     Stack,
+    cpu_seconds,
     print_table,
     server_process,
     stack,
@@ -40,8 +42,9 @@ SUBMISSION = {"preset": "baseline", "training": {"epochs": 1}, "resources": {"qu
 METRIC_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "data_loss", "val_data_loss")
 
 
-def wrk(url: str, connections: int, seconds: int, env: dict[str, str]) -> dict[str, Any]:
-    """One wrk run against ``url``; its figures, with requests per second."""
+def wrk(url: str, connections: int, seconds: int, env: dict[str, str], server_pid: int) -> dict[str, Any]:
+    """One wrk run against ``url``; its figures, with requests per second and the server's CPU
+    time per request (which a busy machine disturbs far less than throughput)."""
     binary = shutil.which("wrk")
     if binary is None:
         sys.exit("the API load benchmark needs wrk on PATH (apt-get install -y wrk)")
@@ -57,12 +60,14 @@ def wrk(url: str, connections: int, seconds: int, env: dict[str, str]) -> dict[s
         str(LUA),
         url,
     ]
+    cpu_before = cpu_seconds(server_pid)
     output = subprocess.run(
         argv, env={**os.environ, **env}, capture_output=True, text=True, check=True
     ).stdout
     line = next(line for line in output.splitlines() if line.startswith("WRK_JSON "))
     figures: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
     figures["rps"] = round(figures["requests"] / figures["seconds"], 1)
+    figures["cpu_us_per_request"] = round((cpu_seconds(server_pid) - cpu_before) / figures["requests"] * 1e6)
     return figures
 
 
@@ -86,20 +91,21 @@ def mlflow_run(url: str) -> str:
 
 
 def targets(
-    bench: Stack, job_id: str, floor_url: str, mlflow_url: str, mlflow_run_id: str
-) -> dict[str, tuple[str, dict[str, str]]]:
-    """What is measured: a URL and the wrk script's environment for each."""
+    bench: Stack, job_id: str, floor: tuple[str, int], mlflow: tuple[str, int], mlflow_run_id: str
+) -> dict[str, tuple[str, dict[str, str], int]]:
+    """What is measured: a URL, the wrk script's environment and the serving process for each."""
+    (floor_url, floor_pid), (mlflow_url, mlflow_pid), ours = floor, mlflow, bench.api_pid
     auth = {"BENCH_AUTH": f"Bearer {bench.api_key}"}
     history = (
         f"{mlflow_url}/api/2.0/mlflow/metrics/get-history?run_id={mlflow_run_id}&metric_key=val_accuracy"
     )
     return {
-        "ours poll (all 100)": (f"{bench.api_url}/v1/jobs/{job_id}/metrics?after_epoch=0", auth),
-        "floor (all 100)": (f"{floor_url}/v1/jobs/{job_id}/metrics?after_epoch=0", {}),
-        "ours poll (last 1)": (f"{bench.api_url}/v1/jobs/{job_id}/metrics?after_epoch=99", auth),
-        "floor (last 1)": (f"{floor_url}/v1/jobs/{job_id}/metrics?after_epoch=99", {}),
-        "mlflow get-history (100)": (history, {}),
-        "ours submit": (f"{bench.api_url}/v1/jobs", {**auth, "BENCH_BODY": json.dumps(SUBMISSION)}),
+        "ours poll (all 100)": (f"{bench.api_url}/v1/jobs/{job_id}/metrics?after_epoch=0", auth, ours),
+        "floor (all 100)": (f"{floor_url}/v1/jobs/{job_id}/metrics?after_epoch=0", {}, floor_pid),
+        "ours poll (last 1)": (f"{bench.api_url}/v1/jobs/{job_id}/metrics?after_epoch=99", auth, ours),
+        "floor (last 1)": (f"{floor_url}/v1/jobs/{job_id}/metrics?after_epoch=99", {}, floor_pid),
+        "mlflow get-history (100)": (history, {}, mlflow_pid),
+        "ours submit": (f"{bench.api_url}/v1/jobs", {**auth, "BENCH_BODY": json.dumps(SUBMISSION)}, ours),
     }
 
 
@@ -112,6 +118,9 @@ def ratios(results: dict[str, dict[int, dict[str, Any]]], connections: list[int]
             ours, floor = results[f"ours poll ({scope})"][c], results[f"floor ({scope})"][c]
             row[f"floor_over_ours_rps ({scope})"] = round(floor["rps"] / ours["rps"], 2)
             row[f"ours_over_floor_p99 ({scope})"] = round(ours["p99_ms"] / floor["p99_ms"], 2)
+            row[f"ours_over_floor_cpu ({scope})"] = round(
+                ours["cpu_us_per_request"] / floor["cpu_us_per_request"], 2
+            )
         row["ours_over_mlflow_rps (all 100)"] = round(
             results["ours poll (all 100)"][c]["rps"] / results["mlflow get-history (100)"][c]["rps"], 1
         )
@@ -145,8 +154,7 @@ def main() -> None:
             LOCALHOST,
             "--port",
             str(floor_port),
-            "--log-level",
-            "warning",
+            *UVICORN_OPTIONS,
         ]
         mlflow_argv = [
             str(Path(sys.executable).parent / "mlflow"),
@@ -165,30 +173,33 @@ def main() -> None:
         with (
             server_process(
                 "floor", floor_argv, f"{floor_url}/healthz", Path(folder) / "floor.log", floor_env
-            ),
+            ) as floor_server,
             server_process(
                 "MLflow server",
                 mlflow_argv,
                 f"{mlflow_url}/health",
                 Path(folder) / "mlflow.log",
                 dict(os.environ),
-            ),
+            ) as mlflow_server,
         ):
             run_id = mlflow_run(mlflow_url)
-            measured = targets(bench, job_id, floor_url, mlflow_url, run_id)
+            floor = (floor_url, floor_server.process.pid)
+            measured = targets(bench, job_id, floor, (mlflow_url, mlflow_server.process.pid), run_id)
             results: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in measured}
             for c in connections:
-                for name, (url, env) in measured.items():
-                    run = results[name][c] = wrk(url, c, args.seconds, env)
+                for name, (url, env, pid) in measured.items():
+                    run = results[name][c] = wrk(url, c, args.seconds, env, pid)
                     print(f"{name} at {c}: {run['rps']} req/s, p99 {run['p99_ms']} ms", flush=True)
             submitted = connect(bench.settings).zcard(store.keys.jobs_index("bench")) - 1
     rows = [
-        [name, c, r["rps"], r["p50_ms"], r["p99_ms"], r["errors"]]
+        [name, c, r["rps"], r["p50_ms"], r["p99_ms"], r["cpu_us_per_request"], r["errors"]]
         for name, per in results.items()
         for c, r in per.items()
     ]
     print_table(
-        "API under load (wrk)", ["target", "connections", "req/s", "p50 ms", "p99 ms", "errors"], rows
+        "API under load (wrk)",
+        ["target", "connections", "req/s", "p50 ms", "p99 ms", "server CPU us/req", "errors"],
+        rows,
     )
     compared = ratios(results, connections)
     print_table(

@@ -33,6 +33,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 KEY_PREFIX = "kjbench"
 # Limits a load test would otherwise hit on purpose: the rate limit and the active-job quota.
+# Every uvicorn of a benchmark (ours, the floor) runs alike: one process, no access log lines.
+UVICORN_OPTIONS = ["--no-access-log", "--log-level", "warning"]
 UNLIMITED = {"RATE_LIMIT_REQUESTS": "100000000", "MAX_ACTIVE_JOBS_PER_TENANT": "100000000"}
 
 
@@ -53,6 +55,7 @@ class Stack:
     api_key: str
     settings: Settings
     work_dir: Path
+    api_pid: int
 
     def client(self, timeout: float = 30.0) -> httpx.Client:
         """An HTTP client on the API, signed with the stack's key."""
@@ -103,7 +106,7 @@ def stack(*, worker: bool, extra_env: dict[str, str] | None = None) -> Iterator[
         settings = Settings(redis_url=redis_url, key_prefix=KEY_PREFIX)
         _, api_key = KeyStore(connect(settings), RedisKeys(KEY_PREFIX)).create("bench", "benchmarks")
         port = free_port()
-        api = spawn("API", api_argv(LOCALHOST, port), work_dir / "api.log", env)
+        api = spawn("API", [*api_argv(LOCALHOST, port), *UVICORN_OPTIONS], work_dir / "api.log", env)
         exits.callback(terminate, api)
         api_url = f"http://{LOCALHOST}:{port}"
         wait_until(lambda: _healthy(api_url), 60, "the API to start", api)
@@ -111,7 +114,7 @@ def stack(*, worker: bool, extra_env: dict[str, str] | None = None) -> Iterator[
             child = spawn("worker", worker_argv("cpu"), work_dir / "worker.log", env)
             exits.callback(terminate, child, 60.0)
             wait_until(lambda: _has_worker(api_url), 120, "the worker to start", child)
-        yield Stack(redis_url, api_url, api_key, settings, work_dir)
+        yield Stack(redis_url, api_url, api_key, settings, work_dir, api.process.pid)
 
 
 @contextmanager
@@ -125,6 +128,18 @@ def server_process(
         yield child
     finally:
         terminate(child)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and its children so far."""
+    import psutil
+
+    process = psutil.Process(pid)
+    total = 0.0
+    for member in (process, *process.children(recursive=True)):
+        times = member.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def wait_until(ready: Any, timeout: float, what: str, child: Child | None = None) -> None:
