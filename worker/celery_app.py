@@ -32,8 +32,6 @@ from shared.queue import create_celery_app
 from shared.registry import WorkerRegistry
 from shared.settings import get_settings
 from shared.store import JobStore
-from shared.webhook_claims import DeliveryClaims
-from shared.webhook_secrets import WebhookSecrets
 from worker.deliverer import Deliverer
 from worker.heartbeat import Heartbeat
 from worker.reaper import Reaper
@@ -100,8 +98,9 @@ def _load_trainer(**_: Any) -> None:
     from worker import training  # noqa: F401
 
     # A prefork child is forked from a parent whose heartbeat thread runs: the child must not
-    # use the copy (its lock may have been held at the fork).
+    # use the copy (its lock may have been held at the fork). Nor the webhook deliverer's.
     _heartbeat.clear()
+    _deliverer.clear()
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]
@@ -119,10 +118,7 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
         heartbeat.set_device(*trainer)
     heartbeat.start()
     _heartbeat.append(heartbeat)
-    store = attempts.store
-    deliverer = Deliverer(
-        DeliveryClaims(store.redis, store.keys), WebhookSecrets(store.redis, store.keys), settings
-    )
+    deliverer = Deliverer.from_settings(settings)
     deliverer.start()
     _deliverer.append(deliverer)
     log.info("worker %s ready on queues %s", sender.hostname, ",".join(queues))

@@ -13,6 +13,8 @@ import uuid
 
 import httpx
 
+from shared.keys import RedisKeys
+from shared.redis_codec import connect
 from shared.settings import Settings
 from shared.webhook_claims import AttemptResult, Claim, DeliveryClaims
 from shared.webhook_outbox import StoredDelivery
@@ -42,6 +44,13 @@ class Deliverer:
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kjobs-webhooks", daemon=True)
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Deliverer":
+        """A deliverer with a Redis connection pool of its own: a prefork child, forked while this
+        thread may hold a pool's lock, then never shares that pool with it."""
+        redis, keys = connect(settings), RedisKeys(settings.key_prefix)
+        return cls(DeliveryClaims(redis, keys), WebhookSecrets(redis, keys), settings)
+
     def start(self) -> None:
         """Send in the background until ``stop``."""
         self._thread.start()
@@ -51,6 +60,7 @@ class Deliverer:
         self._stopped.set()
         self._thread.join(timeout=self.hold_seconds)
         self.http.close()
+        self.claims.redis.close()
 
     def _run(self) -> None:
         while not self._stopped.is_set():
