@@ -231,12 +231,11 @@ def test_up_runs_the_demo_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) ->
 
         readiness = httpx.get(f"{api_url}/readyz", timeout=10)
         assert readiness.status_code == 200
-        assert readiness.json() == {
-            "ready": True,
-            "redis": "ok",
-            "auth": "enabled",
-            "workers": {"cpu": 1, "gpu": 1},
-        }
+        ready = readiness.json()
+        (local_worker,) = ready.pop("live_workers")
+        assert ready == {"ready": True, "redis": "ok", "auth": "enabled", "workers": {"cpu": 1, "gpu": 1}}
+        assert (local_worker["queues"], local_worker["device"]["kind"]) == (["cpu", "gpu"], "cpu")
+        assert local_worker["name"].startswith("local@")
 
         children = psutil.Process(run.process.pid).children(recursive=True)
         run.started += children
