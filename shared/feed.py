@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -16,6 +17,9 @@ from shared.jobs import JobStatus
 from shared.keys import RedisKeys
 from shared.redis_codec import client_options
 from shared.settings import Settings
+
+MAX_CONNECTIONS = 1000
+"""Redis connections one API process may open: far below Redis's default limit of 10,000."""
 
 
 @dataclass(frozen=True)
@@ -30,13 +34,19 @@ class FeedPage:
 
 def connect_async(settings: Settings) -> AsyncRedis:
     """An asyncio Redis client with the service's timeouts."""
-    return AsyncRedis.from_url(
+    # redis-py's default pool refuses a request outright ("Too many connections") once 100 are
+    # in use, which 256 concurrent polls reach; this one lets a request wait, up to the command
+    # timeout, for a connection to come free. Each open event stream or long poll holds one.
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=settings.redis_socket_timeout_seconds,
         **client_options(settings),
         # A pooled connection that Redis dropped (a restart) is retried once on a new one.
         retry=Retry(NoBackoff(), 1),
         retry_on_error=[RedisConnectionError],
     )
+    return AsyncRedis.from_pool(pool)
 
 
 class JobFeed:
