@@ -7,16 +7,23 @@ array; no authentication, validation, middleware or status read.
 
 import os
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared.feed import MAX_CONNECTIONS
 from shared.keys import RedisKeys
 from shared.redis_codec import strings
 
-_redis = Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
+# The same kind of pool as the API's (shared.feed), so that neither refuses a request at 256
+# concurrent connections while the other waits for a free connection.
+_redis = Redis.from_pool(
+    BlockingConnectionPool.from_url(
+        os.environ["REDIS_URL"], decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=2.0
+    )
+)
 _keys = RedisKeys(os.environ.get("KEY_PREFIX", "kj"))
 
 

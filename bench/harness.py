@@ -132,7 +132,7 @@ def server_process(
 
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time of a process and its children so far."""
-    import psutil
+    import psutil  # type: ignore[import-untyped]
 
     process = psutil.Process(pid)
     total = 0.0
