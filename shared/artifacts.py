@@ -9,6 +9,9 @@ import shutil
 from pathlib import Path
 
 CHECKPOINT_MODEL_FILE = "model.keras"
+# Beside the model of a checkpoint whose model holds augmentation layers: the same network
+# without them, which loads with plain Keras. A job's model must always be such a file.
+CHECKPOINT_INFERENCE_MODEL_FILE = "inference.keras"
 
 
 def dataset_path(artifacts_dir: Path, dataset_id: str) -> Path:
@@ -38,8 +41,15 @@ def checkpoint_dir(artifacts_dir: Path, job_id: str, attempt: int, epoch: int) -
 
 def promote_checkpoint(artifacts_dir: Path, job_id: str, attempt: int, epoch: int, into_attempt: int) -> bool:
     """Make the checkpoint of ``epoch`` the model of ``into_attempt`` (for a job that ended
-    without its worker); whether that checkpoint was there."""
-    source = checkpoint_dir(artifacts_dir, job_id, attempt, epoch) / CHECKPOINT_MODEL_FILE
+    without its worker); whether that checkpoint was there.
+
+    A file copy, so any process may do it without loading Keras: the checkpoint's model without
+    its augmentation layers when it has them, else the checkpoint's model itself.
+    """
+    folder = checkpoint_dir(artifacts_dir, job_id, attempt, epoch)
+    source = folder / CHECKPOINT_INFERENCE_MODEL_FILE
+    if not source.is_file():
+        source = folder / CHECKPOINT_MODEL_FILE
     if not source.is_file():
         return False
     target = model_path(artifacts_dir, job_id, into_attempt)

@@ -17,8 +17,14 @@ from typing import Any
 import keras
 import numpy as np
 
-from shared.artifacts import CHECKPOINT_MODEL_FILE, checkpoint_dir, checkpoints_dir
+from shared.artifacts import (
+    CHECKPOINT_INFERENCE_MODEL_FILE,
+    CHECKPOINT_MODEL_FILE,
+    checkpoint_dir,
+    checkpoints_dir,
+)
 from shared.errors import TrainingError
+from worker.augmentation import has_augmentation, without_augmentation
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +41,11 @@ class Checkpoint:
 
 
 def save_model(model: keras.Model, path: Path) -> None:
-    """Write the model so that a reader never sees a half-written file."""
+    """Write the model a user downloads, without its augmentation layer (plain Keras loads it),
+    so that a reader never sees a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.keras")
-    model.save(partial)
+    without_augmentation(model).save(partial)
     partial.replace(path)
 
 
@@ -55,6 +62,10 @@ class Checkpointer:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         checkpoint.model.save(partial / MODEL_FILE)
+        if has_augmentation(checkpoint.model):
+            # What a job that ends without its worker serves as its model: a file copy, made
+            # where Keras may not be loaded (a prefork pool's parent runs the reaper).
+            without_augmentation(checkpoint.model).save(partial / CHECKPOINT_INFERENCE_MODEL_FILE)
         (partial / STATE_FILE).write_text(json.dumps(checkpoint.state))
         if checkpoint.best_weights is not None:
             np.savez(partial / BEST_WEIGHTS_FILE, *checkpoint.best_weights)

@@ -9,6 +9,7 @@ from typing import Any
 import keras
 
 from shared.spec import IMAGE_SHAPE, INPUT_UNITS, NUM_CLASSES, JobSpec, LayerSpec, RegularizationSpec
+from worker.augmentation import RandomAffine
 
 
 def _regularizer(l1: float, l2: float) -> keras.regularizers.Regularizer | None:
@@ -36,23 +37,20 @@ def _own_or(own: float | None, default: float) -> float:
     return default if own is None else own
 
 
-def _augmentation_layers(spec: JobSpec) -> list[Any]:
-    aug, seed = spec.regularization.augmentation, spec.training.seed
-    # Each layer has a seed of its own, so that their random draws are independent.
-    layers: list[Any] = []
-    if aug.rotation:
-        layers.append(keras.layers.RandomRotation(aug.rotation, fill_mode="constant", seed=seed + 101))
-    if aug.translation:
-        layers.append(
-            keras.layers.RandomTranslation(
-                aug.translation, aug.translation, fill_mode="constant", seed=seed + 102
-            )
-        )
-    if aug.zoom:
-        layers.append(keras.layers.RandomZoom(aug.zoom, aug.zoom, fill_mode="constant", seed=seed + 103))
-    if aug.horizontal_flip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 104))
-    return layers
+def augmentation_layer(spec: JobSpec) -> RandomAffine | None:
+    """The spec's random rotation, translation, zoom and flip as one layer; None without any."""
+    aug = spec.regularization.augmentation
+    if not (aug.rotation or aug.translation or aug.zoom or aug.horizontal_flip):
+        return None
+    return RandomAffine(
+        aug.rotation,
+        aug.translation,
+        aug.zoom,
+        aug.horizontal_flip,
+        # Apart from the dropout layers' seeds (the spec's seed plus the layer's index).
+        seed=spec.training.seed + 101,
+        name="augmentation",
+    )
 
 
 def hidden_dtype(spec: JobSpec) -> str | None:
@@ -64,7 +62,8 @@ def hidden_dtype(spec: JobSpec) -> str | None:
 def build_model(spec: JobSpec, zca: tuple[Any, Any] | None = None) -> keras.Model:
     """The spec's network on raw 28x28 pixels (0-255): scaling, augmentation and ZCA are layers.
 
-    Random augmentation layers act only in training; ZCA whitening is a frozen Dense layer
+    The random augmentation layer acts only in training (and is left out of the model a user
+    downloads: ``worker.augmentation.without_augmentation``); ZCA whitening is a frozen Dense layer
     holding the transform fitted on the training split, so the saved model whitens its own
     inputs and loads with plain ``keras.models.load_model``.
 
@@ -76,11 +75,10 @@ def build_model(spec: JobSpec, zca: tuple[Any, Any] | None = None) -> keras.Mode
     reg, seed, dtype = spec.regularization, spec.training.seed, hidden_dtype(spec)
     inputs = keras.Input(shape=IMAGE_SHAPE, name="pixels")
     x = keras.layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
-    augmentation = _augmentation_layers(spec)
-    if augmentation:
+    augmentation = augmentation_layer(spec)
+    if augmentation is not None:
         x = keras.layers.Reshape((*IMAGE_SHAPE, 1), name="channel")(x)
-        for layer in augmentation:
-            x = layer(x)
+        x = augmentation(x)
     x = keras.layers.Flatten(name="flatten")(x)
     whitening = keras.layers.Dense(INPUT_UNITS, trainable=False, name="zca_whitening") if zca else None
     if whitening is not None:
