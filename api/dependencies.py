@@ -8,7 +8,7 @@ from celery import Celery
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shared.apikeys import KeyStore
+from shared.apikeys import Caller, KeyStore
 from shared.errors import JobNotFound, TooManyRequests, Unauthorized
 from shared.feed import JobFeed
 from shared.jobs import JOB_ID_PATTERN, JobRecord
@@ -73,6 +73,11 @@ async def get_tenant(
     caller = await keys.authenticate_async(
         feed.redis, credentials.credentials, settings.rate_limit_window_seconds
     )
+    return admitted_tenant(caller, settings)
+
+
+def admitted_tenant(caller: Caller | None, settings: Settings) -> str:
+    """The tenant of a checked key (401 when it was not valid; 429 past the rate)."""
     if caller is None:
         raise Unauthorized("the API key is not valid, or has been revoked")
     if caller.requests_in_window > settings.rate_limit_requests:

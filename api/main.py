@@ -24,6 +24,7 @@ from api.routes import (
     webhooks,
     workers,
 )
+from api.routes.plain_poll import PlainPollRoute
 from shared.apikeys import KeyStore
 from shared.feed import JobFeed, connect_async
 from shared.logs import configure_logging
@@ -67,6 +68,8 @@ def create_app() -> FastAPI:
     """A new app; settings are read when it starts, not when it is made."""
     app = FastAPI(title="keras-jobs", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_problem_handlers(app)
+    # Ahead of the documented metrics route, which answers every poll this one does not match.
+    app.router.routes.append(PlainPollRoute())
     for module in (jobs, metrics, models, presets, studies, datasets, webhooks, workers):
         app.include_router(module.router, dependencies=[Depends(get_tenant)])
     app.include_router(health.router)

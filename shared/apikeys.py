@@ -9,6 +9,7 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -38,6 +39,16 @@ class Caller(BaseModel):
     tenant: str
     key_id: str
     requests_in_window: int = Field(ge=0)
+
+
+LOOKUP_REPLIES = 3
+"""How many replies ``KeyStore.queue_lookup`` adds to a pipeline."""
+
+
+def parse_token(token: str) -> tuple[str, str] | None:
+    """A presented key's id and secret; None when it is not shaped like one of our keys."""
+    match = _TOKEN.match(token)
+    return None if match is None else (match[1], match[2])
 
 
 def _info(key_id: str, record: dict[str, str]) -> ApiKeyInfo:
@@ -91,33 +102,37 @@ class KeyStore:
     def authenticate(self, token: str, window_seconds: int) -> Caller | None:
         """The caller a key belongs to, counting this request in its rate window; None when the
         key is malformed, unknown or revoked."""
-        match = _TOKEN.match(token)
-        if match is None:
+        parts = parse_token(token)
+        if parts is None:
             return None
-        key_id, secret = match.groups()
         pipe = self.redis.pipeline(transaction=False)
-        self._queue_lookup(pipe, key_id, window_seconds)
-        record, count, _ = pipe.execute()
-        return _caller(key_id, secret, record, count)
+        self.queue_lookup(pipe, parts[0], window_seconds)
+        return self.caller(parts, pipe.execute())
 
     async def authenticate_async(self, redis: AsyncRedis, token: str, window_seconds: int) -> Caller | None:
         """``authenticate`` on an asyncio client (of the same Redis), so that the API checks a
         key without handing the request to a thread."""
-        match = _TOKEN.match(token)
-        if match is None:
+        parts = parse_token(token)
+        if parts is None:
             return None
-        key_id, secret = match.groups()
         pipe = redis.pipeline(transaction=False)
-        self._queue_lookup(pipe, key_id, window_seconds)
-        record, count, _ = await pipe.execute()
-        return _caller(key_id, secret, record, count)
+        self.queue_lookup(pipe, parts[0], window_seconds)
+        return self.caller(parts, await pipe.execute())
 
-    def _queue_lookup(self, pipe: Any, key_id: str, window_seconds: int) -> None:
-        # One round trip, sync or asyncio pipeline alike: the key's record and this window's count.
+    def queue_lookup(self, pipe: Any, key_id: str, window_seconds: int) -> None:
+        """Queue on a pipeline (sync or asyncio) the key's record, and this request's count in
+        its rate window: ``LOOKUP_REPLIES`` replies, which ``caller`` reads."""
         window = int(time.time()) // window_seconds
         pipe.hgetall(self.keys.api_key(key_id))
         pipe.incr(self.keys.rate(key_id, window))
         pipe.expire(self.keys.rate(key_id, window), window_seconds * 2)
+
+    @staticmethod
+    def caller(parts: tuple[str, str], replies: Sequence[Any]) -> Caller | None:
+        """The caller of a parsed key from the replies ``queue_lookup`` queued; None unless the
+        key is known and not revoked."""
+        record, count, _ = replies
+        return _caller(parts[0], parts[1], record, count)
 
     def list(self) -> list[ApiKeyInfo]:
         """Every key, oldest first, without its secret hash."""

@@ -2,9 +2,10 @@
 pub/sub channel that wakes a waiting reader when the job records an epoch or changes status."""
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
@@ -59,10 +60,19 @@ class JobFeed:
         """The records after ``after_epoch`` (at most ``limit``) with the job's status; parses
         nothing but two short fields, so a read that finds nothing new stays cheap."""
         pipe = self.redis.pipeline(transaction=False)
+        self.queue_page(pipe, job_id, after_epoch, limit)
+        return self.read_page(job_id, await pipe.execute())
+
+    def queue_page(self, pipe: Any, job_id: str, after_epoch: int, limit: int) -> None:
+        """Queue on a pipeline (of ``self.redis``) what ``page`` reads, for ``read_page``."""
         pipe.hmget(self.keys.job(job_id), ["tenant", "status"])
         pipe.lrange(self.keys.epochs(job_id), after_epoch, after_epoch + limit - 1)
         pipe.llen(self.keys.epochs(job_id))
-        (tenant, status), records, total = await pipe.execute()
+
+    @staticmethod
+    def read_page(job_id: str, replies: Sequence[Any]) -> FeedPage:
+        """The page from the replies ``queue_page`` queued; ``JobNotFound`` for no such job."""
+        (tenant, status), records, total = replies
         if tenant is None:
             raise JobNotFound(job_id)
         return FeedPage(

@@ -59,8 +59,13 @@ async def job_metrics(
         page = await wait_for_news(
             feed, job_id, after_epoch, page_limit, min(wait, settings.long_poll_max_seconds)
         )
+    return page_response(job_id, after_epoch, page)
+
+
+def page_response(job_id: str, after_epoch: int, page: FeedPage) -> Response:
+    """A ``MetricsPage`` answer. The records are stored as JSON already: they are spliced in
+    rather than parsed and encoded again."""
     last_epoch = after_epoch + len(page.records)
-    # The records are stored as JSON already: splice them in rather than parse and re-encode.
     body = (
         f'{{"job_id":"{job_id}","status":"{page.status.value}","records":[{",".join(page.records)}],'
         f'"last_epoch":{last_epoch},"has_more":{"true" if page.total > last_epoch else "false"}}}'
