@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import tiny_spec, wait_for
+from tests.plain_keras import predict_with_plain_keras
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("worker")]
 
@@ -136,11 +137,12 @@ def test_a_dataset_that_cannot_be_read_fails_the_job_readably(client: httpx.Clie
     assert client.get(f"/v1/jobs/{job_id}/model").status_code == 409
 
 
-def test_augmentation_and_zca_train_end_to_end(client: httpx.Client) -> None:
+def test_augmentation_and_zca_train_end_to_end(client: httpx.Client, tmp_path: Path) -> None:
     augmentation = {
         "rotation": 0.05,
         "translation": 0.05,
         "zoom": 0.05,
+        "horizontal_flip": True,
         "zca_whitening": True,
         "zca_epsilon": 0.1,
     }
@@ -148,3 +150,12 @@ def test_augmentation_and_zca_train_end_to_end(client: httpx.Client) -> None:
     job = wait_until(client, job_id, "succeeded", "failed", "cancelled")
     assert job["status"] == "succeeded", job["error"]
     assert [r["epoch"] for r in records(client, job_id)["records"]] == [1, 2]
+    # Trained with the worker's own augmentation layer, saved without it: plain Keras loads it.
+    response = client.get(f"/v1/jobs/{job_id}/model")
+    assert response.status_code == 200
+    (tmp_path / "model.keras").write_bytes(response.content)
+    images = np.random.default_rng(0).integers(0, 255, size=(3, 28, 28)).astype("uint8")
+    predictions, layers = predict_with_plain_keras(tmp_path / "model.keras", images)
+    assert predictions.shape == (3, 10)
+    assert np.allclose(predictions.sum(axis=1), 1, atol=1e-5)
+    assert "RandomAffine" not in layers
