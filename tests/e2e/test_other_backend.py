@@ -26,6 +26,7 @@ from shared.registry import WorkerRegistry
 from shared.settings import Settings
 from tests.conftest import delete_prefixed, running_api, stop
 from tests.helpers import tiny_spec, wait_for
+from tests.plain_keras import predict_with_plain_keras
 
 pytestmark = pytest.mark.e2e
 
@@ -109,3 +110,19 @@ def test_mixed_precision_on_the_cpu_queue_is_refused(torch_stack: httpx.Client) 
     response = torch_stack.post("/v1/jobs", json=spec)
     assert response.status_code == 422
     assert [error["field"] for error in response.json()["errors"]] == ["training.mixed_precision"]
+
+
+def test_augmentation_trains_on_the_torch_backend(torch_stack: httpx.Client) -> None:
+    augmentation = {"rotation": 0.05, "translation": 0.1, "zoom": 0.1, "horizontal_flip": True}
+    spec = tiny_spec(resources={"queue": "gpu"}, regularization={"augmentation": augmentation})
+    job = run_to_the_end(torch_stack, spec)
+    assert job["status"] == "succeeded", job["error"]
+    assert job["worker"]["backend"] == "torch"
+    records = torch_stack.get(f"/v1/jobs/{job['id']}/metrics").json()["records"]
+    assert [record["epoch"] for record in records] == [1, 2]
+    assert all(np.isfinite(record["loss"]) for record in records)
+    path = Path(os.environ["ARTIFACTS_DIR"]) / f"torch-augmented-{job['id']}.keras"
+    path.write_bytes(torch_stack.get(f"/v1/jobs/{job['id']}/model").content)
+    predictions, layers = predict_with_plain_keras(path, np.zeros((2, 28, 28), dtype=np.uint8))
+    assert predictions.shape == (2, 10)
+    assert "RandomAffine" not in layers
