@@ -28,6 +28,7 @@ from api.routes.plain_poll import PlainPollRoute
 from shared.apikeys import KeyStore
 from shared.feed import JobFeed, connect_async
 from shared.logs import configure_logging
+from shared.poll_read import PollRead
 from shared.queue import create_celery_app
 from shared.registry import WorkerRegistry
 from shared.settings import get_settings
@@ -54,6 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.api_keys = KeyStore(store.redis, store.keys)
     app.state.celery = create_celery_app(settings)
     app.state.feed = JobFeed(connect_async(settings), store.keys)
+    app.state.poll_read = PollRead(app.state.feed.redis, app.state.api_keys)
     deployment = DeploymentCollector(store, app.state.registry)
     app.state.prometheus.register(deployment)
     if not settings.auth_enabled:

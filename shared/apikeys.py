@@ -122,10 +122,14 @@ class KeyStore:
     def queue_lookup(self, pipe: Any, key_id: str, window_seconds: int) -> None:
         """Queue on a pipeline (sync or asyncio) the key's record, and this request's count in
         its rate window: ``LOOKUP_REPLIES`` replies, which ``caller`` reads."""
-        window = int(time.time()) // window_seconds
+        counter, expiry = self.rate_counter(key_id, window_seconds)
         pipe.hgetall(self.keys.api_key(key_id))
-        pipe.incr(self.keys.rate(key_id, window))
-        pipe.expire(self.keys.rate(key_id, window), window_seconds * 2)
+        pipe.incr(counter)
+        pipe.expire(counter, expiry)
+
+    def rate_counter(self, key_id: str, window_seconds: int) -> tuple[str, int]:
+        """The Redis key counting this window's requests of a key, and the seconds it lives."""
+        return self.keys.rate(key_id, int(time.time()) // window_seconds), window_seconds * 2
 
     @staticmethod
     def caller(parts: tuple[str, str], replies: Sequence[Any]) -> Caller | None:

@@ -4,8 +4,8 @@ A client following a job asks ``GET /v1/jobs/{id}/metrics?after_epoch=N`` again 
 nearly always in the same plain form. This route matches that form ahead of the documented
 route (``api.routes.metrics.job_metrics``) and answers it with the same body, headers and
 errors, but reads the key's record, counts the request in its rate window and reads the page
-in one pipeline, and skips dependency solving and per-parameter validation, which together
-cost the process more CPU than the rest of the request.
+in one Redis command (``shared.poll_read``), and skips dependency solving and per-parameter
+validation, which together cost the process more CPU than the rest of the request.
 
 Every other form is left to the documented route, which validates it: a long poll (``wait``
 above 0), a parameter that is not a plain integer in its range or that is given twice, no key
@@ -28,6 +28,7 @@ from shared.apikeys import LOOKUP_REPLIES, KeyStore, parse_token
 from shared.errors import JobNotFound
 from shared.feed import JobFeed
 from shared.jobs import JOB_ID_PATTERN
+from shared.poll_read import PollRead
 from shared.settings import Settings
 from shared.spec import MAX_EPOCHS
 
@@ -98,11 +99,11 @@ async def answer(request: Request) -> Response:
     settings: Settings = state.settings
     feed: JobFeed = state.feed
     keys: KeyStore = state.api_keys
+    read: PollRead = state.poll_read
     limit = min(poll.limit or settings.metrics_page_limit, settings.metrics_page_limit)
-    pipe = feed.redis.pipeline(transaction=False)
-    keys.queue_lookup(pipe, poll.key[0], settings.rate_limit_window_seconds)
-    feed.queue_page(pipe, poll.job_id, poll.after_epoch, limit)
-    replies = await pipe.execute()
+    replies = await read(
+        poll.key[0], settings.rate_limit_window_seconds, poll.job_id, poll.after_epoch, limit
+    )
     tenant = admitted_tenant(keys.caller(poll.key, replies[:LOOKUP_REPLIES]), settings)
     page = feed.read_page(poll.job_id, replies[LOOKUP_REPLIES:])
     if page.tenant != tenant:

@@ -207,3 +207,11 @@ def test_the_route_matches_a_plain_poll_fully_and_nothing_else() -> None:
         {"query_string": b"wait=1"},
     ):
         assert route.matches({**get, **other})[0] is Match.NONE
+
+
+def test_a_poll_after_redis_forgot_its_scripts(client: httpx.Client, store: JobStore) -> None:
+    job_id = job_with_epochs(store, "tests", 2)
+    assert client.get(f"/v1/jobs/{job_id}/metrics?after_epoch=1").status_code == 200
+    store.redis.script_flush()  # as after a Redis restart
+    page = client.get(f"/v1/jobs/{job_id}/metrics?after_epoch=1").json()
+    assert [r["epoch"] for r in page["records"]] == [2]
