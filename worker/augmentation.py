@@ -127,7 +127,8 @@ class RandomAffine(keras.layers.Layer):  # type: ignore[misc]
         store[RANDOM_STATE] = ops.convert_to_numpy(self.generator.state)
 
     def load_own_variables(self, store: Any) -> None:
-        if RANDOM_STATE in store.keys():
+        # Not ``in store``: not every Keras weights store defines membership, all have keys().
+        if RANDOM_STATE in store.keys():  # noqa: SIM118
             self.generator.state.assign(store[RANDOM_STATE])
 
     def get_config(self) -> dict[str, Any]:
