@@ -16,6 +16,7 @@ import httpx
 from api.schemas import Readiness
 from cli.processes import Child, signals_deferred, spawn, terminate
 from cli.redis_server import RedisHandle, resolve_redis
+from cli.worker_layout import celery_argv
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,7 @@ class Stack:
 
 def worker_argv(queues: str = DEFAULT_QUEUES) -> list[str]:
     """The command line of a solo-pool worker on ``queues``."""
-    celery = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "--pool=solo"]
-    return [*celery, "-Q", queues, "-l", "INFO", "--hostname", "local@%h"]
+    return celery_argv(queues, "local@%h")
 
 
 def api_argv(host: str, port: int) -> list[str]:

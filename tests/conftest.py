@@ -17,6 +17,7 @@ import httpx
 import pytest
 from redis import Redis
 
+from cli.worker_layout import celery_argv
 from shared.apikeys import KeyStore
 from shared.keys import RedisKeys
 from shared.redis_codec import connect
@@ -129,19 +130,8 @@ def worker(settings_env: Settings, worker_log: Path) -> Iterator[str]:
     """A real Celery worker process on the ``cpu`` queue (the ``gpu`` queue has none)."""
     name = f"test-{settings_env.key_prefix}@localhost"
     log_path = worker_log
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker.celery_app:app",
-        "worker",
-        "--pool=solo",
-        "-Q",
-        "cpu",
-    ]
     with log_path.open("wb") as log:
-        process = subprocess.Popen([*command, "--hostname", name, "-l", "INFO"], stdout=log, stderr=log)
+        process = subprocess.Popen(celery_argv("cpu", name), stdout=log, stderr=log)
     registry = WorkerRegistry(connect(settings_env), RedisKeys(settings_env.key_prefix))
     try:
         wait_for(lambda: any(w.name == name for w in registry.live()), timeout=120, what="the worker")

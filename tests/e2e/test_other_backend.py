@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import pytest
 
+from cli.worker_layout import celery_argv
 from shared.apikeys import KeyStore
 from shared.keys import RedisKeys
 from shared.redis_codec import connect
@@ -40,11 +41,8 @@ def torch_stack(settings_env: Settings, tmp_path_factory: pytest.TempPathFactory
     env = {**os.environ, "KEY_PREFIX": prefix, "KERAS_BACKEND": "torch"}
     logs = tmp_path_factory.mktemp("torch-logs")
     name = f"torch-{prefix}@localhost"
-    command = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "--pool=solo"]
     with (logs / "worker.log").open("wb") as log:
-        worker = subprocess.Popen(
-            [*command, "-Q", "gpu", "--hostname", name], env=env, stdout=log, stderr=log
-        )
+        worker = subprocess.Popen(celery_argv("gpu", name), env=env, stdout=log, stderr=log)
     redis = connect(settings_env)
     registry = WorkerRegistry(redis, RedisKeys(prefix))
     try:
