@@ -37,7 +37,8 @@ _DOCS = ("/docs", "/redoc")
 _UI = "/ui"
 
 
-def _extra_headers(path: str) -> list[tuple[bytes, bytes]]:
+def added_headers(path: str) -> list[tuple[bytes, bytes]]:
+    """The headers added to every answer on ``path``."""
     if path.startswith(_DOCS):
         return SECURITY_HEADERS
     if path == _UI or path.startswith(f"{_UI}/"):
@@ -107,7 +108,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = _extra_headers(scope["path"])
+        extra = added_headers(scope["path"])
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

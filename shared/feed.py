@@ -75,9 +75,8 @@ class JobFeed:
         (tenant, status), records, total = replies
         if tenant is None:
             raise JobNotFound(job_id)
-        return FeedPage(
-            json.loads(tenant), JobStatus(json.loads(status)), [str(r) for r in records], int(total)
-        )
+        # The client decodes replies, so the records are str already.
+        return FeedPage(json.loads(tenant), JobStatus(json.loads(status)), list(records), int(total))
 
     @asynccontextmanager
     async def changes(self, job_id: str) -> AsyncIterator[Callable[[float], Awaitable[bool]]]:

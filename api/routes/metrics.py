@@ -62,15 +62,19 @@ async def job_metrics(
     return page_response(job_id, after_epoch, page)
 
 
-def page_response(job_id: str, after_epoch: int, page: FeedPage) -> Response:
-    """A ``MetricsPage`` answer. The records are stored as JSON already: they are spliced in
+def page_body(job_id: str, after_epoch: int, page: FeedPage) -> str:
+    """A ``MetricsPage`` as JSON. The records are stored as JSON already: they are spliced in
     rather than parsed and encoded again."""
     last_epoch = after_epoch + len(page.records)
-    body = (
+    return (
         f'{{"job_id":"{job_id}","status":"{page.status.value}","records":[{",".join(page.records)}],'
         f'"last_epoch":{last_epoch},"has_more":{"true" if page.total > last_epoch else "false"}}}'
     )
-    return Response(body, media_type="application/json")
+
+
+def page_response(job_id: str, after_epoch: int, page: FeedPage) -> Response:
+    """A ``MetricsPage`` answer."""
+    return Response(page_body(job_id, after_epoch, page), media_type="application/json")
 
 
 async def wait_for_news(feed: JobFeed, job_id: str, after_epoch: int, limit: int, seconds: float) -> FeedPage:

@@ -1,42 +1,57 @@
-"""The plain metrics poll, answered on one Redis round trip without FastAPI's request machinery.
+"""The plain metrics poll, answered ahead of the app's layers on one Redis round trip.
 
 A client following a job asks ``GET /v1/jobs/{id}/metrics?after_epoch=N`` again and again,
-nearly always in the same plain form. This route matches that form ahead of the documented
-route (``api.routes.metrics.job_metrics``) and answers it with the same body, headers and
-errors, but reads the key's record, counts the request in its rate window and reads the page
-in one Redis command (``shared.poll_read``), and skips dependency solving and per-parameter
-validation, which together cost the process more CPU than the rest of the request.
+nearly always in the same plain form: a bearer key, ``after_epoch`` and ``limit`` as plain
+integers, no long poll. ``PlainPollFront``, the outermost middleware, answers that form itself
+whenever the answer is a page: it reads the key's record, counts the request in its rate
+window and reads the page in one Redis command (``shared.poll_read``), writes the documented
+route's body (``page_body``) with the headers the app's middlewares add (``api_headers``), and
+times the request into the same histogram under the same route template. Routing, dependency
+solving, per-parameter validation, the request and response objects and the middleware chain
+cost the process more CPU than the rest of such a request together.
 
-Every other form is left to the documented route, which validates it: a long poll (``wait``
-above 0), a parameter that is not a plain integer in its range or that is given twice, no key
-or one not shaped like ours, a malformed job id, authentication turned off, another method.
-The choice is made before Redis is touched, so each request is counted once against its key.
+Everything else goes through the app untouched: every other form of the request (a long poll,
+a value out of range or spelled otherwise, a parameter given twice, no key or one not shaped
+like ours, a malformed job id, authentication turned off, a request body, a CORS request when
+CORS is configured, another method or path). That choice is made before Redis is touched. A
+plain poll whose answer is not a page (a key refused, the rate exceeded, no such job, Redis
+unreachable) is handed to the app with what went wrong, and ``PlainPollRoute`` raises it
+there, so the app's own handlers and middlewares write that answer as they write any other,
+and the request is still counted once against its key.
 """
 
 import re
+import time
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
 
+from prometheus_client import Histogram
+from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.types import Scope, Send
 
 from api.dependencies import admitted_tenant
-from api.routes.metrics import page_response
+from api.middleware import added_headers
+from api.routes.metrics import page_body
 from shared.apikeys import LOOKUP_REPLIES, KeyStore, parse_token
 from shared.errors import JobNotFound
-from shared.feed import JobFeed
+from shared.feed import FeedPage, JobFeed
 from shared.jobs import JOB_ID_PATTERN
 from shared.poll_read import PollRead
 from shared.settings import Settings
 from shared.spec import MAX_EPOCHS
 
 PATH = "/v1/jobs/{job_id}/metrics"
+_PATH = re.compile(r"/v1/jobs/([^/]+)/metrics")
 _JOB_ID = re.compile(JOB_ID_PATTERN)
-_POLL = "kjobs.plain_poll"  # the scope entry that hands what ``matches`` parsed to the endpoint
+HANDED_ON = "kjobs.plain_poll"  # the scope entry that hands the front's error to the route
 # The documented route's bounds; ``wait`` only as 0, since a long poll is left to that route.
 _BOUNDS = {"after_epoch": (0, MAX_EPOCHS), "limit": (1, MAX_EPOCHS), "wait": (0, 0)}
+# Request headers that send the request through the app: a body (the body limit reads it) and,
+# where CORS is configured, an origin (the CORS middleware answers it).
+_BODY_HEADERS = (b"content-length", b"transfer-encoding")
 
 
 @dataclass(frozen=True)
@@ -49,12 +64,15 @@ class PlainPoll:
     key: tuple[str, str]
 
 
-def plain_poll(scope: Scope, job_id: str) -> PlainPoll | None:
+def plain_poll(scope: Scope, job_id: str, settings: Settings) -> PlainPoll | None:
     """The poll ``scope`` asks for, when it is in the plain form; None for any other form."""
-    if not _JOB_ID.fullmatch(job_id) or not scope["app"].state.settings.auth_enabled:
+    if not _JOB_ID.fullmatch(job_id) or not settings.auth_enabled:
         return None
+    query: bytes = scope["query_string"]
+    if b"%" in query or b"+" in query:
+        return None  # something escaped: the documented route decodes and validates it
     values: dict[str, int] = {}
-    for name, value in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True):
+    for name, _, value in (pair.partition("=") for pair in query.decode("latin-1").split("&") if pair):
         bounds = _BOUNDS.get(name)
         if bounds is None:
             continue  # the documented route ignores parameters it does not know, too
@@ -64,7 +82,12 @@ def plain_poll(scope: Scope, job_id: str) -> PlainPoll | None:
         if not bounds[0] <= int(value) <= bounds[1]:
             return None
         values[name] = int(value)
-    authorization = next((value for name, value in scope["headers"] if name == b"authorization"), None)
+    authorization = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            authorization = value
+        elif (name in _BODY_HEADERS and value != b"0") or (name == b"origin" and settings.cors_origins):
+            return None
     if authorization is None:
         return None
     scheme, _, token = authorization.decode("latin-1").partition(" ")
@@ -74,38 +97,83 @@ def plain_poll(scope: Scope, job_id: str) -> PlainPoll | None:
     return PlainPoll(job_id, values.get("after_epoch", 0), values.get("limit"), key)
 
 
-class PlainPollRoute(Route):
-    """Matches a plain poll only (a full match or none: never a partial one, so a request with
-    another method still gets the documented route's answer)."""
-
-    def __init__(self) -> None:
-        super().__init__(PATH, answer, methods=["GET"], include_in_schema=False)
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] != "http" or scope["method"] != "GET" or not scope["path"].endswith("/metrics"):
-            return Match.NONE, {}
-        match, child_scope = super().matches(scope)
-        poll = plain_poll(scope, child_scope["path_params"]["job_id"]) if match is Match.FULL else None
-        if poll is None:
-            return Match.NONE, {}
-        # The route in the scope names the template that the request histogram is labelled with.
-        return Match.FULL, {**child_scope, _POLL: poll, "route": self}
+def requested_poll(scope: Scope, settings: Settings) -> PlainPoll | None:
+    """The plain poll an HTTP request asks for; None for any other request."""
+    if scope["method"] != "GET" or scope.get("root_path"):
+        return None
+    path = _PATH.fullmatch(scope["path"])
+    return None if path is None else plain_poll(scope, path[1], settings)
 
 
-async def answer(request: Request) -> Response:
-    """The documented route's answer: 401 or 429 for the key, 404 for the job, then the page."""
-    poll: PlainPoll = request.scope[_POLL]
-    state = request.app.state
+async def read_page(state: State, poll: PlainPoll) -> FeedPage:
+    """The page of a plain poll; the documented route's errors for a refused key, a request past
+    the rate or a job this tenant does not have."""
     settings: Settings = state.settings
-    feed: JobFeed = state.feed
-    keys: KeyStore = state.api_keys
     read: PollRead = state.poll_read
     limit = min(poll.limit or settings.metrics_page_limit, settings.metrics_page_limit)
     replies = await read(
         poll.key[0], settings.rate_limit_window_seconds, poll.job_id, poll.after_epoch, limit
     )
-    tenant = admitted_tenant(keys.caller(poll.key, replies[:LOOKUP_REPLIES]), settings)
-    page = feed.read_page(poll.job_id, replies[LOOKUP_REPLIES:])
+    tenant = admitted_tenant(KeyStore.caller(poll.key, replies[:LOOKUP_REPLIES]), settings)
+    page = JobFeed.read_page(poll.job_id, replies[LOOKUP_REPLIES:])
     if page.tenant != tenant:
         raise JobNotFound(poll.job_id)
-    return page_response(poll.job_id, poll.after_epoch, page)
+    return page
+
+
+class PlainPolls:
+    """Answers plain polls whose answer is a page, before the app's layers see them."""
+
+    def __init__(self) -> None:
+        self._timed: Histogram | None = None  # the histogram's series for a plain poll's 200
+
+    async def answered(self, app: Starlette, scope: Scope, send: Send) -> bool:
+        """True when the request was a plain poll and is answered; False leaves it to the app
+        (with the error, where a plain poll's answer is not a page, for the route to raise)."""
+        if scope["type"] != "http":
+            return False
+        state = app.state
+        poll = requested_poll(scope, state.settings)
+        if poll is None:
+            return False
+        started = time.perf_counter()
+        try:
+            page = await read_page(state, poll)
+        except Exception as error:  # every error is the app's to answer, as on any other route
+            scope[HANDED_ON] = error
+            return False
+        body = page_body(poll.job_id, poll.after_epoch, page).encode()
+        headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+            *added_headers(scope["path"]),
+        ]
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            if self._timed is None:
+                histogram: Histogram = state.request_seconds
+                self._timed = histogram.labels(PATH, "GET", "200")
+            self._timed.observe(time.perf_counter() - started)
+        return True
+
+
+class PlainPollRoute(Route):
+    """Matches only a plain poll the front handed on, ahead of the documented route, so that
+    the front's error is raised (and answered) inside the app."""
+
+    def __init__(self) -> None:
+        super().__init__(PATH, answer, methods=["GET"], include_in_schema=False)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if HANDED_ON not in scope:
+            return Match.NONE, {}
+        match, child_scope = super().matches(scope)
+        # The route in the scope names the template that the request histogram is labelled with.
+        return match, {**child_scope, "route": self}
+
+
+async def answer(request: Request) -> Response:
+    """Raises what went wrong in the front, for the app's exception handlers to answer."""
+    raise request.scope[HANDED_ON]

@@ -1,9 +1,12 @@
-"""The plain metrics poll answers exactly as the documented route does, and only its own form.
+"""The plain metrics poll answers exactly as the documented route does, and only its own form;
+what goes wrong in it is answered by the app.
 
 A parameter given twice is never a plain poll, so ``?after_epoch=N&after_epoch=N`` reaches the
 documented route with the same question: comparing the two answers compares the two routes.
 """
 
+import asyncio
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -13,10 +16,13 @@ from typing import Any
 import httpx
 import pytest
 from starlette.routing import Match
+from starlette.types import Message
 
+from api.main import create_app
 from api.problems import PROBLEM_JSON
-from api.routes.plain_poll import PlainPoll, PlainPollRoute, plain_poll
+from api.routes.plain_poll import HANDED_ON, PlainPoll, PlainPollRoute, plain_poll, requested_poll
 from shared.apikeys import KeyStore
+from shared.errors import JobNotFound
 from shared.jobs import JobRecord, JobStatus, new_job_id
 from shared.keys import RedisKeys
 from shared.redis_codec import connect
@@ -150,19 +156,29 @@ def test_each_plain_poll_counts_once_against_the_rate(
     assert int(refused.headers["retry-after"]) > 0
 
 
-def scope(query: bytes, authorization: bytes | None = b"Bearer " + KEY.encode(), auth: bool = True) -> Any:
+def scope(query: bytes, authorization: bytes | None = b"Bearer " + KEY.encode(), *more: Any) -> Any:
     headers = [(b"host", b"api")] + ([(b"authorization", authorization)] if authorization else [])
-    app = SimpleNamespace(state=SimpleNamespace(settings=SimpleNamespace(auth_enabled=auth)))
-    return {"app": app, "query_string": query, "headers": headers}
+    return {"query_string": query, "headers": [*headers, *more]}
+
+
+def settings(auth: bool = True, cors_origins: tuple[str, ...] = ()) -> Any:
+    return SimpleNamespace(auth_enabled=auth, cors_origins=list(cors_origins))
 
 
 def test_the_plain_form() -> None:
     parts = ("0123456789ab", "A" * 43)
-    assert plain_poll(scope(b""), JOB) == PlainPoll(JOB, 0, None, parts)
-    assert plain_poll(scope(b"after_epoch=99&limit=5&wait=0&x=y"), JOB) == PlainPoll(JOB, 99, 5, parts)
-    assert plain_poll(scope(b"after_epoch=1", b"bearer  " + KEY.encode()), JOB) == PlainPoll(
+    assert plain_poll(scope(b""), JOB, settings()) == PlainPoll(JOB, 0, None, parts)
+    assert plain_poll(scope(b"after_epoch=99&limit=5&wait=0&x=y"), JOB, settings()) == PlainPoll(
+        JOB, 99, 5, parts
+    )
+    assert plain_poll(scope(b"after_epoch=1&&", b"bearer  " + KEY.encode()), JOB, settings()) == PlainPoll(
         JOB, 1, None, parts
     )
+    assert plain_poll(
+        scope(b"", None, (b"content-length", b"0"), (b"authorization", b"Bearer " + KEY.encode())),
+        JOB,
+        settings(),
+    ) == PlainPoll(JOB, 0, None, parts)
 
 
 @pytest.mark.parametrize(
@@ -172,41 +188,72 @@ def test_the_plain_form() -> None:
         b"after_epoch=01",
         b"after_epoch=+1",
         b"after_epoch=",
+        b"after_epoch",
         b"after_epoch=1001",
         b"limit=0",
         b"limit=1001",
         b"after_epoch=-1",
         b"after_epoch=1&after_epoch=2",
         b"after_epoch=%D9%A1",  # an Arabic-Indic one: a digit to str.isdigit, not to us
+        b"after%5Fepoch=1",  # escaped: the documented route decodes it
+        b"x=a+b",
     ],
 )
 def test_any_other_query_is_left_to_the_documented_route(query: bytes) -> None:
-    assert plain_poll(scope(query), JOB) is None
+    assert plain_poll(scope(query), JOB, settings()) is None
 
 
 @pytest.mark.parametrize("authorization", [None, b"Basic abc", b"Bearer nonsense", b"Bearer", KEY.encode()])
 def test_a_missing_or_malformed_key_is_left_to_the_documented_route(authorization: bytes | None) -> None:
-    assert plain_poll(scope(b"", authorization), JOB) is None
+    assert plain_poll(scope(b"", authorization), JOB, settings()) is None
 
 
 def test_a_malformed_id_or_auth_turned_off_is_left_to_the_documented_route() -> None:
-    assert plain_poll(scope(b""), "not-a-job") is None
-    assert plain_poll(scope(b"", auth=False), JOB) is None
+    assert plain_poll(scope(b""), "not-a-job", settings()) is None
+    assert plain_poll(scope(b""), JOB, settings(auth=False)) is None
 
 
-def test_the_route_matches_a_plain_poll_fully_and_nothing_else() -> None:
-    route = PlainPollRoute()
+def test_a_body_or_a_cors_request_is_left_to_the_app() -> None:
+    for header in ((b"content-length", b"5"), (b"transfer-encoding", b"chunked")):
+        assert (
+            plain_poll(
+                scope(b"", None, header, (b"authorization", b"Bearer " + KEY.encode())), JOB, settings()
+            )
+            is None
+        )
+    origin = (b"origin", b"https://platform.example")
+    assert plain_poll(scope(b"", b"Bearer " + KEY.encode(), origin), JOB, settings()) is not None
+    assert (
+        plain_poll(
+            scope(b"", b"Bearer " + KEY.encode(), origin),
+            JOB,
+            settings(cors_origins=("https://platform.example",)),
+        )
+        is None
+    )
+
+
+def test_only_a_get_of_the_metrics_path_is_a_plain_poll() -> None:
     get = {**scope(b"after_epoch=2"), "type": "http", "method": "GET", "path": f"/v1/jobs/{JOB}/metrics"}
-    match, child = route.matches(get)
-    assert match is Match.FULL
-    assert child["route"].path == "/v1/jobs/{job_id}/metrics"
+    assert requested_poll(get, settings()) == PlainPoll(JOB, 2, None, ("0123456789ab", "A" * 43))
     for other in (
         {"method": "POST"},
         {"method": "HEAD"},
         {"path": f"/v1/jobs/{JOB}"},
-        {"query_string": b"wait=1"},
+        {"path": f"/v1/jobs/{JOB}/metrics/"},
+        {"path": f"/v1/jobs/{JOB}/events"},
+        {"root_path": "/api"},
     ):
-        assert route.matches({**get, **other})[0] is Match.NONE
+        assert requested_poll({**get, **other}, settings()) is None
+
+
+def test_the_route_matches_only_a_poll_the_front_handed_on() -> None:
+    route = PlainPollRoute()
+    get = {"type": "http", "method": "GET", "path": f"/v1/jobs/{JOB}/metrics", "headers": []}
+    assert route.matches(get)[0] is Match.NONE
+    match, child = route.matches({**get, HANDED_ON: JobNotFound(JOB)})
+    assert match is Match.FULL
+    assert child["route"].path == "/v1/jobs/{job_id}/metrics"
 
 
 def test_a_poll_after_redis_forgot_its_scripts(client: httpx.Client, store: JobStore) -> None:
@@ -215,3 +262,36 @@ def test_a_poll_after_redis_forgot_its_scripts(client: httpx.Client, store: JobS
     store.redis.script_flush()  # as after a Redis restart
     page = client.get(f"/v1/jobs/{job_id}/metrics?after_epoch=1").json()
     assert [r["epoch"] for r in page["records"]] == [2]
+
+
+def test_the_front_answers_a_plain_poll_itself_and_hands_on_what_went_wrong(
+    settings_env: Settings, store: JobStore
+) -> None:
+    job_id = job_with_epochs(store, "tests", 2)
+    authorization = f"Bearer {new_api_key(settings_env, 'tests')}".encode()
+    app = create_app()
+
+    async def front(job: str) -> tuple[bool, list[Message], Any]:
+        asked = {
+            **scope(b"after_epoch=1", authorization),
+            "type": "http",
+            "method": "GET",
+            "path": f"/v1/jobs/{job}/metrics",
+        }
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        async with app.router.lifespan_context(app):
+            answered = await app.plain_polls.answered(app, asked, send)
+        return answered, sent, asked.get(HANDED_ON)
+
+    answered, sent, handed_on = asyncio.run(front(job_id))
+    assert (answered, handed_on) == (True, None)
+    assert sent[0]["status"] == 200
+    assert [record["epoch"] for record in json.loads(sent[1]["body"])["records"]] == [2]
+    unknown = new_job_id()
+    answered, sent, handed_on = asyncio.run(front(unknown))
+    assert (answered, sent) == (False, [])
+    assert isinstance(handed_on, JobNotFound)
