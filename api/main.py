@@ -1,5 +1,6 @@
 """The FastAPI app: ``uvicorn api.main:app``."""
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -62,6 +63,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.prometheus.register(deployment)
     if not settings.auth_enabled:
         log.warning("AUTH_ENABLED is false: the API accepts requests without a key; use it only locally")
+    # What exists now (modules, the app, its routes and models) lives as long as the process.
+    # Frozen, it is no longer walked by every full garbage collection: a pause of tens of
+    # milliseconds otherwise, which every request in flight waits out (the p99 under load).
+    gc.freeze()
     yield
     app.state.prometheus.unregister(deployment)
     store.redis.close()

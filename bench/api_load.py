@@ -4,16 +4,25 @@ tracking server serving the same history and a bare Starlette floor reading the 
 The load generator is wrk (``apt-get install wrk``) with ``bench/wrk/report.lua``. Ours and the
 floor run as one uvicorn process each; MLflow as one server worker with a SQLite store.
 
-    .venv/bin/python -m bench.api_load [--seconds 6] [--connections 1,16,64,256]
+The polls of ours and of the floor, whose ratios are the targets, are run ``--rounds`` times
+each, alternated at each concurrency (ours, floor, ours, floor...) after a short run of each
+that is not counted, and each figure reported is the median of its rounds: on a shared machine
+one run's throughput or p99 moves by tens of percent with whatever else runs, and alternating
+spreads that over both alike. After every run the benchmark waits for the server it loaded to
+finish what wrk left in flight, so that no run shares the machine with the last one's backlog.
+
+    .venv/bin/python -m bench.api_load [--seconds 6] [--connections 1,16,64,256] [--rounds 3]
 """
 
 import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +48,8 @@ from shared.store import JobStore
 EPOCHS = 100
 LUA = REPO_ROOT / "bench" / "wrk" / "report.lua"
 SUBMISSION = {"preset": "baseline", "training": {"epochs": 1}, "resources": {"queue": "gpu"}}
+# The targets run for several rounds: the ones the ratios compare.
+ROUNDED = ("ours poll (all 100)", "floor (all 100)", "ours poll (last 1)", "floor (last 1)")
 METRIC_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "data_loss", "val_data_loss")
 
 
@@ -68,6 +79,31 @@ def wrk(url: str, connections: int, seconds: int, env: dict[str, str], server_pi
     figures: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
     figures["rps"] = round(figures["requests"] / figures["seconds"], 1)
     figures["cpu_us_per_request"] = round((cpu_seconds(server_pid) - cpu_before) / figures["requests"] * 1e6)
+    settle(server_pid)
+    return figures
+
+
+def settle(pid: int, idle_share: float = 0.05, limit_seconds: float = 60.0) -> None:
+    """Wait until the server has finished the requests wrk left in flight when it stopped (a
+    slow target goes on working through its backlog for seconds), so that the next run does
+    not share the machine with it."""
+    deadline = time.monotonic() + limit_seconds
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(0.2)
+        if cpu_seconds(pid) - before < 0.2 * idle_share:
+            return
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the rounds (errors summed), with every round's figures."""
+    figures: dict[str, Any] = {
+        name: statistics.median(run[name] for run in runs)
+        for name in ("rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms", "cpu_us_per_request")
+    }
+    figures["errors"] = sum(run["errors"] for run in runs)
+    figures["requests"] = sum(run["requests"] for run in runs)
+    figures["rounds"] = runs
     return figures
 
 
@@ -132,6 +168,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=6, help="length of each wrk run")
     parser.add_argument("--connections", default="1,16,64,256", help="concurrency levels, comma-separated")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternated runs of each poll of ours and the floor"
+    )
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
     with stack(worker=False) as bench, tempfile.TemporaryDirectory(prefix="kjobs-bench-mlflow-") as folder:
@@ -187,9 +226,19 @@ def main() -> None:
             measured = targets(bench, job_id, floor, (mlflow_url, mlflow_server.process.pid), run_id)
             results: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in measured}
             for c in connections:
-                for name, (url, env, pid) in measured.items():
-                    run = results[name][c] = wrk(url, c, args.seconds, env, pid)
-                    print(f"{name} at {c}: {run['rps']} req/s, p99 {run['p99_ms']} ms", flush=True)
+                rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in measured}
+                for name in ROUNDED:  # a short run first, not counted: connections are opened
+                    url, env, pid = measured[name]
+                    wrk(url, c, 1, env, pid)
+                for round_number in range(args.rounds):
+                    for name, (url, env, pid) in measured.items():
+                        if round_number and name not in ROUNDED:
+                            continue
+                        run = wrk(url, c, args.seconds, env, pid)
+                        rounds[name].append(run)
+                        print(f"{name} at {c}: {run['rps']} req/s, p99 {run['p99_ms']} ms", flush=True)
+                for name, runs in rounds.items():
+                    results[name][c] = median_run(runs)
             submitted = connect(bench.settings).zcard(store.keys.jobs_index("bench")) - 1
     rows = [
         [name, c, r["rps"], r["p50_ms"], r["p99_ms"], r["cpu_us_per_request"], r["errors"]]
@@ -211,6 +260,7 @@ def main() -> None:
         "api_load",
         {
             "seconds_per_run": args.seconds,
+            "rounds": args.rounds,
             "epochs_in_job": EPOCHS,
             "jobs_submitted": submitted,
             "results": {name: {str(c): r for c, r in per.items()} for name, per in results.items()},

@@ -26,7 +26,7 @@ FULL: dict[str, list[str]] = {
 }
 QUICK: dict[str, list[str]] = {
     "training_overhead": ["--pairs", "1", "--train-limit", "3000", "--epochs", "2"],
-    "api_load": ["--seconds", "2", "--connections", "1,16"],
+    "api_load": ["--seconds", "2", "--connections", "1,16", "--rounds", "1"],
     "latency": ["--submissions", "3", "--epochs", "3"],
     "scale": ["--jobs", "500", "--requests", "30"],
     "input_pipeline": ["--runs", "1", "--epochs", "2", "--train-limit", "3000"],
