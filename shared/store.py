@@ -11,6 +11,7 @@ from redis.exceptions import WatchError
 
 from shared import telemetry, webhook_outbox
 from shared.errors import Conflict, InvalidTransition, JobNotFound, StaleAttempt, TooManyRequests
+from shared.guarded_create import GuardedCreate
 from shared.jobs import (
     ACTIVE_STATUSES,
     NEXT_STATUSES,
@@ -48,6 +49,7 @@ class JobStore:
         self.redis = redis
         self.keys = keys
         self.retention_seconds = retention_seconds
+        self._guarded_create = GuardedCreate(redis)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "JobStore":
@@ -66,24 +68,18 @@ class JobStore:
         """
         active = [self.keys.status_index(record.tenant, status.value) for status in ACTIVE_OR_QUEUED]
         remembered = self.keys.idempotency(record.tenant, idempotency.key) if idempotency else None
-        with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(*active, *([remembered] if remembered else []))  # type: ignore[no-untyped-call]
-                    if remembered and idempotency and (earlier := pipe.get(remembered)):
-                        pipe.unwatch()
-                        return self._replay(json.loads(str(earlier)), idempotency), False
-                    if max_active is not None:
-                        self._check_quota(pipe, active, max_active)
-                    pipe.multi()
-                    self._write_new(pipe, record)
-                    if remembered and idempotency:
-                        memo = json.dumps({"job_id": record.id, "body": idempotency.body_hash})
-                        pipe.set(remembered, memo, ex=idempotency.ttl_seconds)
-                    pipe.execute()
-                    return record, True
-                except WatchError:
-                    continue
+        writes = self.redis.pipeline(transaction=False)  # queued only: the script runs them
+        self._write_new(writes, record)
+        if remembered and idempotency:
+            memo = json.dumps({"job_id": record.id, "body": idempotency.body_hash})
+            writes.set(remembered, memo, ex=idempotency.ttl_seconds)
+        outcome = self._guarded_create(writes, active, max_active, remembered)
+        if outcome.kind == "replay" and idempotency and outcome.value is not None:
+            return self._replay(json.loads(outcome.value), idempotency), False
+        if outcome.kind == "quota":
+            message = f"the tenant has {outcome.value} queued or running jobs; the limit is {max_active}"
+            raise TooManyRequests(message, retry_after=30)
+        return record, True
 
     def _write_new(self, pipe: Pipeline, record: JobRecord) -> None:
         hset_json(pipe, self.keys.job(record.id), record.model_dump(mode="json", exclude={"transitions"}))
@@ -100,13 +96,6 @@ class JobStore:
         for status in ACTIVE_OR_QUEUED:
             pipe.zcard(self.keys.status_index(tenant, status.value))
         return sum(int(count) for count in pipe.execute())
-
-    @staticmethod
-    def _check_quota(pipe: Pipeline, active: list[str], limit: int) -> None:
-        count = sum(int(pipe.zcard(index)) for index in active)
-        if count >= limit:
-            message = f"the tenant has {count} queued or running jobs; the limit is {limit}"
-            raise TooManyRequests(message, retry_after=30)
 
     def _replay(self, memo: dict[str, str], idempotency: Idempotency) -> JobRecord:
         if memo["body"] != idempotency.body_hash:

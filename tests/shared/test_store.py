@@ -1,14 +1,15 @@
 """JobStore on a real Redis: records, transitions, fencing, epoch records and the job list."""
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shared.errors import InvalidTransition, JobNotFound, StaleAttempt
+from shared.errors import Conflict, InvalidTransition, JobNotFound, StaleAttempt, TooManyRequests
 from shared.jobs import JobRecord, JobStatus, new_job_id
 from shared.listing import list_jobs
 from shared.spec import JobSpec
-from shared.store import JobStore
+from shared.store import Idempotency, JobStore
 from tests.helpers import epoch_record as epoch
 
 
@@ -109,3 +110,36 @@ def test_list_filters_by_status_tag_and_tenant(store: JobStore) -> None:
     assert [r.id for r in list_jobs(store, "t1", statuses=[JobStatus.CANCELLED])[0]] == [other.id]
     both = list_jobs(store, "t1", statuses=[JobStatus.CANCELLED, JobStatus.QUEUED])[0]
     assert {r.id for r in both} == {vision.id, other.id}
+
+
+def test_concurrent_submissions_of_one_tenant_keep_its_quota_exactly(store: JobStore) -> None:
+    records = [JobRecord.new(new_job_id(), "crowded", JobSpec.model_validate({}), None) for _ in range(24)]
+
+    def submit(record: JobRecord) -> bool:
+        try:
+            return store.create(record, max_active=5)[1]
+        except TooManyRequests:
+            return False
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        created = list(pool.map(submit, records))
+    assert sum(created) == 5
+    assert store.active_count("crowded") == 5
+    kept = {record.id for record, made in zip(records, created, strict=True) if made}
+    for record in records:
+        if record.id in kept:
+            assert store.get(record.id) == record
+        else:
+            with pytest.raises(JobNotFound):
+                store.get(record.id)
+
+
+def test_concurrent_submissions_with_one_idempotency_key_make_one_job(store: JobStore) -> None:
+    memo = Idempotency("same-key", "body-hash", 60)
+    records = [JobRecord.new(new_job_id(), "retrying", JobSpec.model_validate({}), None) for _ in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda record: store.create(record, idempotency=memo), records))
+    assert sum(created for _, created in answers) == 1
+    assert len({job.id for job, _ in answers}) == 1
+    with pytest.raises(Conflict):
+        store.create(records[0], idempotency=Idempotency("same-key", "another-body", 60))
