@@ -77,8 +77,8 @@ class Api(FastAPI):
     """FastAPI, with a plain metrics poll answered before any of FastAPI's layers: for a client
     following a job, those layers cost more CPU than the poll's own work (``api.routes.plain_poll``)."""
 
-    def __init__(self, **settings: Any) -> None:
-        super().__init__(**settings)
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self.plain_polls = PlainPolls()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -2,13 +2,14 @@
 
 A client following a job asks ``GET /v1/jobs/{id}/metrics?after_epoch=N`` again and again,
 nearly always in the same plain form: a bearer key, ``after_epoch`` and ``limit`` as plain
-integers, no long poll. ``PlainPollFront``, the outermost middleware, answers that form itself
-whenever the answer is a page: it reads the key's record, counts the request in its rate
-window and reads the page in one Redis command (``shared.poll_read``), writes the documented
-route's body (``page_body``) with the headers the app's middlewares add (``api_headers``), and
-times the request into the same histogram under the same route template. Routing, dependency
-solving, per-parameter validation, the request and response objects and the middleware chain
-cost the process more CPU than the rest of such a request together.
+integers, no long poll. The app (``api.main.Api``) offers every request to ``PlainPolls``
+first, which answers that form itself whenever the answer is a page: it reads the key's
+record, counts the request in its rate window and reads the page in one Redis command
+(``shared.poll_read``), writes the documented route's body (``page_body``) with the headers
+the app's middleware adds to every answer (``added_headers``), and times the request into the
+same histogram under the same route template. Routing, dependency solving, per-parameter
+validation, the request and response objects and the middleware chain cost the process more
+CPU than the rest of such a request together.
 
 Everything else goes through the app untouched: every other form of the request (a long poll,
 a value out of range or spelled otherwise, a parameter given twice, no key or one not shaped
@@ -85,7 +86,7 @@ def plain_poll(scope: Scope, job_id: str, settings: Settings) -> PlainPoll | Non
     authorization = None
     for name, value in scope["headers"]:
         if name == b"authorization":
-            authorization = value
+            authorization = authorization or value  # the first, as the documented route reads it
         elif (name in _BODY_HEADERS and value != b"0") or (name == b"origin" and settings.cors_origins):
             return None
     if authorization is None:

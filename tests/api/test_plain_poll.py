@@ -213,6 +213,13 @@ def test_a_malformed_id_or_auth_turned_off_is_left_to_the_documented_route() -> 
     assert plain_poll(scope(b""), JOB, settings(auth=False)) is None
 
 
+def test_the_first_of_two_keys_is_the_one_checked_as_on_the_documented_route() -> None:
+    second = (b"authorization", b"Bearer kj_ffffffffffff_" + b"B" * 43)
+    poll = plain_poll(scope(b"", b"Bearer " + KEY.encode(), second), JOB, settings())
+    assert poll is not None
+    assert poll.key == ("0123456789ab", "A" * 43)
+
+
 def test_a_body_or_a_cors_request_is_left_to_the_app() -> None:
     for header in ((b"content-length", b"5"), (b"transfer-encoding", b"chunked")):
         assert (
