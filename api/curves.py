@@ -9,7 +9,7 @@ matplotlib.use("Agg")  # before pyplot: render to memory, never to a screen
 
 import matplotlib.pyplot as plt
 
-from shared.jobs import EpochRecord
+from shared.models.jobs import EpochRecord
 
 
 def curves_png(title: str, series: Sequence[tuple[str, Sequence[EpochRecord]]]) -> bytes:

@@ -8,12 +8,12 @@ from celery import Celery
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shared.apikeys import Caller, KeyStore
+from shared.auth.keys import Caller, KeyStore
 from shared.errors import JobNotFound, TooManyRequests, Unauthorized
-from shared.feed import JobFeed
-from shared.jobs import JOB_ID_PATTERN, JobRecord
+from shared.jobs.feed import JobFeed
+from shared.jobs.store import JobStore
+from shared.models.jobs import JOB_ID_PATTERN, JobRecord
 from shared.settings import Settings
-from shared.store import JobStore
 
 DEFAULT_TENANT = "default"
 _JOB_ID = re.compile(JOB_ID_PATTERN)

@@ -28,14 +28,14 @@ from api.routes import (
     workers,
 )
 from api.routes.plain_poll import PlainPollRoute, PlainPolls
-from shared.apikeys import KeyStore
-from shared.feed import JobFeed, connect_async
+from shared.auth.keys import KeyStore
+from shared.jobs.feed import JobFeed, connect_async
+from shared.jobs.poll import PollRead
+from shared.jobs.store import JobStore
 from shared.logs import configure_logging
-from shared.poll_read import PollRead
+from shared.ops.registry import WorkerRegistry
 from shared.queue import create_celery_app
-from shared.registry import WorkerRegistry
 from shared.settings import get_settings
-from shared.store import JobStore
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from shared.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from shared.submission import field_error
+from shared.jobs.submission import field_error
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.jobs.store import JobStore
+from shared.ops.registry import WorkerRegistry
+from shared.ops.telemetry import Telemetry
 from shared.queue import QUEUES
-from shared.registry import WorkerRegistry
-from shared.store import JobStore
-from shared.telemetry import Telemetry
 
 # Kombu keeps a queue's messages of each priority step in a list of its own.
 _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")

@@ -1,12 +1,11 @@
-"""Response models of the REST API (the request model is the spec in ``shared.spec``)."""
+"""Response models of the REST API (the request model is the spec in ``shared.models.spec``)."""
 
 from datetime import datetime
 from typing import Literal, Self
 
 from pydantic import BaseModel, Field
 
-from shared.devices import DeviceInfo
-from shared.jobs import (
+from shared.models.jobs import (
     AttemptWorker,
     BestEpoch,
     EpochRecord,
@@ -19,10 +18,11 @@ from shared.jobs import (
     StudyMembership,
     Transition,
 )
-from shared.leaderboard import LeaderboardRow
-from shared.spec import JobSpec, WebhookEvent
-from shared.studies import Objective, StudyJob
-from shared.webhook_outbox import Delivery
+from shared.models.spec import JobSpec, WebhookEvent
+from shared.models.studies import Objective, StudyJob
+from shared.ops.hardware import DeviceInfo
+from shared.studies.leaderboard import LeaderboardRow
+from shared.webhooks.outbox import Delivery
 
 
 class JobLinks(BaseModel):

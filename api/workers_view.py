@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 from api.schemas import WorkerView
 from shared.errors import JobNotFound
-from shared.registry import WorkerInfo
-from shared.store import JobStore
+from shared.jobs.store import JobStore
+from shared.ops.registry import WorkerInfo
 
 
 def worker_view(info: WorkerInfo, job_id: str | None) -> WorkerView:

@@ -41,9 +41,9 @@ from bench.harness import (
 )
 from bench.seed import epoch_records, seed_jobs
 from cli.redis_server import LOCALHOST, free_port
-from shared.jobs import utc_now
-from shared.redis_codec import connect
-from shared.store import JobStore
+from shared.jobs.store import JobStore
+from shared.models.jobs import utc_now
+from shared.redis.codec import connect
 
 EPOCHS = 100
 LUA = REPO_ROOT / "bench" / "wrk" / "report.lua"

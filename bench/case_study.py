@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
-from shared.presets import PRESETS
-from shared.spec import JobSpec
+from shared.models.presets import PRESETS
+from shared.models.spec import JobSpec
 from worker.data import fit_zca, read_idx_dataset, split_dataset
 
 EPOCHS = 10

@@ -13,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.feed import MAX_CONNECTIONS
-from shared.keys import RedisKeys
-from shared.redis_codec import strings
+from shared.jobs.feed import MAX_CONNECTIONS
+from shared.redis.codec import strings
+from shared.redis.keys import RedisKeys
 
-# The same kind of pool as the API's (shared.feed), so that neither refuses a request at 256
+# The same kind of pool as the API's (shared.jobs.feed), so that neither refuses a request at 256
 # concurrent connections while the other waits for a free connection.
 _redis = Redis.from_pool(
     BlockingConnectionPool.from_url(

@@ -262,7 +262,7 @@ def run_check(args: argparse.Namespace) -> None:
     from cli.processes import Child, spawn, terminate
     from cli.redis_server import free_port, resolve_redis
     from cli.stack import api_argv, child_env, client_url
-    from shared.devices import FAKE_GPUS_ENV, list_gpus
+    from shared.ops.hardware import FAKE_GPUS_ENV, list_gpus
 
     deadline = Deadline(args.budget)
     shutil.rmtree(STATE, ignore_errors=True)

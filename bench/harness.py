@@ -24,9 +24,9 @@ import httpx
 from cli.processes import Child, spawn, terminate
 from cli.redis_server import LOCALHOST, free_port, wait_for_server
 from cli.stack import api_argv, worker_argv
-from shared.apikeys import KeyStore
-from shared.keys import RedisKeys
-from shared.redis_codec import connect
+from shared.auth.keys import KeyStore
+from shared.redis.codec import connect
+from shared.redis.keys import RedisKeys
 from shared.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

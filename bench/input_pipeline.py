@@ -13,8 +13,8 @@ import time
 from typing import Any
 
 from bench.harness import datasets_dir, print_table, write_results
+from shared.models.spec import JobSpec
 from shared.settings import Settings
-from shared.spec import JobSpec
 
 AUGMENTATION = {"rotation": 0.05, "translation": 0.1, "zoom": 0.1}
 

@@ -14,7 +14,7 @@ import httpx
 
 from bench.harness import print_table, stack, summary_ms, write_results
 from bench.seed import seed_jobs
-from shared.store import JobStore
+from shared.jobs.store import JobStore
 
 TENANT = "bench"
 SCANS = ("scan", "keys", "hscan", "sscan", "zscan")

@@ -8,7 +8,8 @@ benchmark that wants a million records in a minute.
 
 from datetime import datetime, timedelta
 
-from shared.jobs import (
+from shared.jobs.store import JobStore
+from shared.models.jobs import (
     EpochRecord,
     JobRecord,
     JobResult,
@@ -18,9 +19,8 @@ from shared.jobs import (
     new_job_id,
     utc_now,
 )
-from shared.redis_codec import hset_json
-from shared.spec import JobSpec
-from shared.store import JobStore
+from shared.models.spec import JobSpec
+from shared.redis.codec import hset_json
 
 JOBS_PER_PIPELINE = 50
 

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from bench.harness import datasets_dir, print_table, stack, write_results
-from shared.spec import JobSpec
+from shared.models.spec import JobSpec
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 

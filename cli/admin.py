@@ -15,9 +15,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from shared.apikeys import ApiKeyInfo, KeyStore
-from shared.keys import RedisKeys
-from shared.redis_codec import connect
+from shared.auth.keys import ApiKeyInfo, KeyStore
+from shared.redis.codec import connect
+from shared.redis.keys import RedisKeys
 from shared.settings import Settings, get_settings
 
 app = typer.Typer(

@@ -9,7 +9,7 @@ import httpx
 from rich.console import Console
 
 from api.schemas import JobView, MetricsPage
-from shared.jobs import EpochRecord, JobStatus
+from shared.models.jobs import EpochRecord, JobStatus
 
 POLL_SECONDS = 0.5
 REQUEST_TIMEOUT_SECONDS = 10.0

@@ -2,7 +2,7 @@
 
 from typing import Final
 
-from shared.jobs import JobStatus
+from shared.models.jobs import JobStatus
 
 OK: Final = 0
 """Done; for a followed job, it succeeded."""

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cli.output import cell, console, err_console, plain_line, print_fields
 from client import EpochEvent, JobStatus, JobView, KJobsClient, ServiceUnreachable
-from shared.jobs import EpochRecord
+from shared.models.jobs import EpochRecord
 
 log = logging.getLogger(__name__)
 

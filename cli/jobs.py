@@ -14,8 +14,8 @@ from cli.follow import follow as follow_job
 from cli.output import console, err_console, print_fields, print_rows
 from cli.spec_input import parse_layers, parse_tags, submission
 from client import JobStatus, JobView, KJobsClient
-from shared.jobs import EpochRecord
-from shared.spec import Optimizer, PresetName
+from shared.models.jobs import EpochRecord
+from shared.models.spec import Optimizer, PresetName
 
 JobIdArgument = Annotated[str, typer.Argument(help="The job's id.", show_default=False)]
 FollowOption = Annotated[

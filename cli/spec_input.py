@@ -8,7 +8,7 @@ from typing import Any
 import typer
 import yaml
 
-from shared.presets import deep_merge
+from shared.models.presets import deep_merge
 
 
 def read_document(path: Path, what: str = "spec") -> dict[str, Any]:

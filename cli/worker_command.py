@@ -7,7 +7,7 @@ import typer
 
 from cli.supervisor import RestartPolicy, Supervisor
 from cli.worker_layout import LayoutError, plan_workers
-from shared.devices import FAKE_GPUS_ENV, GpuListError, list_gpus
+from shared.ops.hardware import FAKE_GPUS_ENV, GpuListError, list_gpus
 
 log = logging.getLogger(__name__)
 

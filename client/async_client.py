@@ -36,9 +36,9 @@ from client.transfer import (
     read_files,
     request_arguments,
 )
-from shared.dataset_store import DatasetInfo
-from shared.jobs import JobStatus
-from shared.webhook_secrets import WebhookSecret
+from shared.datasets.store import DatasetInfo
+from shared.models.jobs import JobStatus
+from shared.webhooks.secrets import WebhookSecret
 
 T = TypeVar("T")
 

@@ -25,11 +25,11 @@ from api.schemas import (
     StudyView,
     WorkerList,
 )
-from shared.dataset_store import DatasetInfo
-from shared.jobs import JobStatus
-from shared.spec import JobSpec
-from shared.studies import StudyRequest
-from shared.webhook_secrets import WebhookSecret
+from shared.datasets.store import DatasetInfo
+from shared.models.jobs import JobStatus
+from shared.models.spec import JobSpec
+from shared.models.studies import StudyRequest
+from shared.webhooks.secrets import WebhookSecret
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

@@ -3,7 +3,7 @@
 import json
 from dataclasses import dataclass, field
 
-from shared.jobs import EpochRecord, JobStatus
+from shared.models.jobs import EpochRecord, JobStatus
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.jobs import JOB_ID_PATTERN
+from shared.models.jobs import JOB_ID_PATTERN
 from shared.settings import LogFormat
 
 # Attributes every LogRecord has; anything else on a record came from ``extra`` and is logged.

@@ -7,7 +7,7 @@ The API sends tasks by name through an app made here, so it never imports the wo
 from celery import Celery
 from kombu import Queue  # type: ignore[attr-defined]
 
-from shared.keys import RedisKeys
+from shared.redis.keys import RedisKeys
 from shared.settings import QueueName, Settings
 
 TRAIN_TASK = "keras_jobs.train"

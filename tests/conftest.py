@@ -18,12 +18,12 @@ import pytest
 from redis import Redis
 
 from cli.worker_layout import celery_argv
-from shared.apikeys import KeyStore
-from shared.keys import RedisKeys
-from shared.redis_codec import connect
-from shared.registry import WorkerRegistry
+from shared.auth.keys import KeyStore
+from shared.jobs.store import JobStore
+from shared.ops.registry import WorkerRegistry
+from shared.redis.codec import connect
+from shared.redis.keys import RedisKeys
 from shared.settings import Settings, get_settings
-from shared.store import JobStore
 from tests.helpers import free_port, wait_for, write_learnable_dataset
 
 GIVEN_REDIS_URL = os.environ.get("REDIS_URL")

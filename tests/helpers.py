@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from shared.jobs import EpochRecord, utc_now
+from shared.models.jobs import EpochRecord, utc_now
 
 T = TypeVar("T")
 

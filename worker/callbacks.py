@@ -11,8 +11,8 @@ from typing import Any
 import keras
 
 from shared.errors import StaleAttempt, TrainingError
-from shared.jobs import BestEpoch, EpochRecord, JobStatus, StopReason, utc_now
-from shared.store import JobStore
+from shared.jobs.store import JobStore
+from shared.models.jobs import BestEpoch, EpochRecord, JobStatus, StopReason, utc_now
 from worker.checkpoints import Checkpoint, Checkpointer
 from worker.lease import AttemptSignals
 from worker.retry import with_retries

@@ -24,14 +24,14 @@ from celery.signals import (
     worker_shutdown,
 )
 
-from shared.attempts import AttemptStore
-from shared.devices import DeviceInfo
-from shared.jobs import AttemptWorker
+from shared.jobs.attempts import AttemptStore
+from shared.jobs.store import JobStore
 from shared.logs import configure_logging, job_context
+from shared.models.jobs import AttemptWorker
+from shared.ops.hardware import DeviceInfo
+from shared.ops.registry import WorkerRegistry
 from shared.queue import create_celery_app
-from shared.registry import WorkerRegistry
 from shared.settings import get_settings
-from shared.store import JobStore
 from worker.deliverer import Deliverer
 from worker.heartbeat import Heartbeat
 from worker.reaper import Reaper
@@ -71,7 +71,7 @@ def trainer_device() -> tuple[str, DeviceInfo] | None:
     """The backend and device this process trains on, once it has loaded Keras; never loads it to ask."""
     if "worker.training" not in sys.modules:
         return None
-    from worker.devices import backend_name, describe_device
+    from worker.backend import backend_name, describe_device
 
     return backend_name(), describe_device()
 

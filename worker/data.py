@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from shared.datasets.idx import IDX_STEMS, IdxError, parse_idx
 from shared.errors import TrainingError
-from shared.idx import IDX_STEMS, IdxError, parse_idx
 
 Images = npt.NDArray[np.uint8]
 Labels = npt.NDArray[np.uint8]

@@ -3,7 +3,7 @@
 It never runs on the training thread, so a slow or dead receiver cannot slow training; what it
 has not sent when its process stops stays in Redis for the next deliverer. Each attempt is a
 POST with a short timeout to an address checked against the SSRF policy
-(``shared.webhook_targets``), signed with the tenant's secret as it is at that moment.
+(``shared.webhooks.targets``), signed with the tenant's secret as it is at that moment.
 """
 
 import logging
@@ -13,14 +13,14 @@ import uuid
 
 import httpx
 
-from shared.keys import RedisKeys
-from shared.redis_codec import connect
+from shared.redis.codec import connect
+from shared.redis.keys import RedisKeys
 from shared.settings import Settings
-from shared.webhook_claims import AttemptResult, Claim, DeliveryClaims
-from shared.webhook_outbox import StoredDelivery
-from shared.webhook_secrets import WebhookSecrets
-from shared.webhook_signing import signed_headers
-from shared.webhook_targets import TargetRefused, resolve_target
+from shared.webhooks.claims import AttemptResult, Claim, DeliveryClaims
+from shared.webhooks.outbox import StoredDelivery
+from shared.webhooks.secrets import WebhookSecrets
+from shared.webhooks.signing import signed_headers
+from shared.webhooks.targets import TargetRefused, resolve_target
 
 log = logging.getLogger(__name__)
 USER_AGENT = "keras-jobs-webhooks/1"

@@ -7,8 +7,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from shared.devices import DeviceInfo
-from shared.registry import WorkerInfo, WorkerRegistry
+from shared.ops.hardware import DeviceInfo
+from shared.ops.registry import WorkerInfo, WorkerRegistry
 
 log = logging.getLogger(__name__)
 

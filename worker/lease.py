@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from shared.attempts import AttemptStore
 from shared.errors import StaleAttempt
-from shared.jobs import JobStatus
+from shared.jobs.attempts import AttemptStore
 from shared.logs import job_fields
+from shared.models.jobs import JobStatus
 
 log = logging.getLogger(__name__)
 

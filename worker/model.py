@@ -8,7 +8,7 @@ from typing import Any
 
 import keras
 
-from shared.spec import IMAGE_SHAPE, INPUT_UNITS, NUM_CLASSES, JobSpec, LayerSpec, RegularizationSpec
+from shared.models.spec import IMAGE_SHAPE, INPUT_UNITS, NUM_CLASSES, JobSpec, LayerSpec, RegularizationSpec
 from worker.augmentation import RandomAffine
 
 

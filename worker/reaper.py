@@ -15,14 +15,14 @@ from pathlib import Path
 from celery import Celery
 
 from shared.artifacts import clear_checkpoints, job_dir, promote_checkpoint
-from shared.attempts import AttemptStore
 from shared.errors import JobNotFound
-from shared.jobs import JobRecord, JobStatus
+from shared.jobs.attempts import AttemptStore
+from shared.jobs.store import JobStore
 from shared.logs import job_fields
+from shared.models.jobs import JobRecord, JobStatus
 from shared.queue import send_training
 from shared.settings import Settings
-from shared.store import JobStore
-from shared.study_store import StudyStore, dispatch_study
+from shared.studies.store import StudyStore, dispatch_study
 
 log = logging.getLogger(__name__)
 

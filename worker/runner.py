@@ -11,10 +11,10 @@ from functools import partial
 from typing import Any
 
 from shared.artifacts import clear_checkpoints
-from shared.attempts import AttemptStore
 from shared.errors import InvalidTransition, JobNotFound, KerasJobsError, StaleAttempt, TrainingError
-from shared.jobs import AttemptWorker, JobErrorInfo, JobRecord, JobStatus, StopReason
+from shared.jobs.attempts import AttemptStore
 from shared.logs import set_attempt
+from shared.models.jobs import AttemptWorker, JobErrorInfo, JobRecord, JobStatus, StopReason
 from shared.settings import Settings
 from worker.lease import LeaseKeeper
 from worker.reaper import keep_last_checkpoint

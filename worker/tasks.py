@@ -2,10 +2,10 @@
 
 import logging
 
+from shared.jobs.store import JobStore
 from shared.queue import TRAIN_TASK
 from shared.settings import Settings, get_settings
-from shared.store import JobStore
-from shared.study_store import StudyStore, dispatch_study
+from shared.studies.store import StudyStore, dispatch_study
 from worker.celery_app import app, attempt_worker, current_heartbeat, get_attempts
 from worker.runner import run_job
 

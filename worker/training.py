@@ -14,14 +14,14 @@ import keras
 
 from shared.artifacts import dataset_path, model_path
 from shared.errors import StaleAttempt, TrainingError
-from shared.jobs import BestEpoch, JobRecord, JobResult, StopReason
+from shared.jobs.store import JobStore
+from shared.models.jobs import BestEpoch, JobRecord, JobResult, StopReason
+from shared.models.spec import BUILTIN_DATASETS, JobSpec
 from shared.settings import Settings
-from shared.spec import BUILTIN_DATASETS, JobSpec
-from shared.store import JobStore
+from worker.backend import backend_name, describe_device
 from worker.callbacks import EpochRecorder, GuardedEarlyStopping, StopController
 from worker.checkpoints import Checkpoint, Checkpointer, load_checkpoint, save_model
 from worker.data import Arrays, Split, fit_zca, load_upload, read_idx_dataset, split_dataset
-from worker.devices import backend_name, describe_device
 from worker.lease import AttemptSignals
 from worker.model import build_model, compile_model
 

@@ -7,7 +7,7 @@ from redis.exceptions import RedisError
 
 from api.schemas import Health, Readiness
 from api.workers_view import worker_views
-from shared.registry import WorkerRegistry
+from shared.ops.registry import WorkerRegistry
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])

@@ -11,18 +11,18 @@ from api.dependencies import CeleryDep, JobDep, SettingsDep, StoreDep, TenantDep
 from api.problems import CONFLICT_RESPONSE, PROBLEM_RESPONSES
 from api.routes.webhooks import webhook_summary
 from api.schemas import JobPage, JobSummary, JobView
-from shared import lifecycle
-from shared.dataset_store import DatasetStore
+from shared.datasets.store import DatasetStore
 from shared.errors import FieldError, ServiceUnavailable, SpecInvalid
-from shared.jobs import JOB_ID_PATTERN, JobRecord, JobStatus, StopReason, new_job_id
-from shared.listing import list_jobs as list_job_page
+from shared.jobs.cancel import cancel
+from shared.jobs.listing import list_jobs as list_job_page
+from shared.jobs.store import Idempotency, JobStore
+from shared.jobs.submission import resolve_submission
+from shared.models.jobs import JOB_ID_PATTERN, JobRecord, JobStatus, StopReason, new_job_id
+from shared.models.spec import JobSubmission
 from shared.queue import send_training
 from shared.settings import QueueName
-from shared.spec import JobSubmission
-from shared.store import Idempotency, JobStore
-from shared.study_store import StudyStore, dispatch_study
-from shared.submission import resolve_submission
-from shared.webhook_claims import DeliveryClaims
+from shared.studies.store import StudyStore, dispatch_study
+from shared.webhooks.claims import DeliveryClaims
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
@@ -133,7 +133,7 @@ def cancel_job(
     job: JobDep, store: StoreDep, celery: CeleryDep, settings: SettingsDep, response: Response
 ) -> JobView:
     """A queued job is cancelled at once (200); a running one is `cancelling` (202) until it stops."""
-    record = lifecycle.cancel(store, job.id)
+    record = cancel(store, job.id)
     if record.study is not None and record.status.is_terminal():
         dispatch_study(StudyStore(store, settings.default_queue), celery, record.study.id)
     response.status_code = 200 if record.status.is_terminal() else 202

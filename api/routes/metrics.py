@@ -12,8 +12,8 @@ from api.dependencies import FeedDep, JobIdPath, SettingsDep, TenantDep, check_j
 from api.problems import PROBLEM_RESPONSES
 from api.schemas import MetricsPage
 from shared.errors import JobNotFound
-from shared.feed import FeedPage, JobFeed
-from shared.spec import MAX_EPOCHS
+from shared.jobs.feed import FeedPage, JobFeed
+from shared.models.spec import MAX_EPOCHS
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 

@@ -5,7 +5,7 @@ nearly always in the same plain form: a bearer key, ``after_epoch`` and ``limit`
 integers, no long poll. The app (``api.main.Api``) offers every request to ``PlainPolls``
 first, which answers that form itself whenever the answer is a page: it reads the key's
 record, counts the request in its rate window and reads the page in one Redis command
-(``shared.poll_read``), writes the documented route's body (``page_body``) with the headers
+(``shared.jobs.poll``), writes the documented route's body (``page_body``) with the headers
 the app's middleware adds to every answer (``added_headers``), and times the request into the
 same histogram under the same route template. Routing, dependency solving, per-parameter
 validation, the request and response objects and the middleware chain cost the process more
@@ -36,13 +36,13 @@ from starlette.types import Scope, Send
 from api.dependencies import admitted_tenant
 from api.middleware import added_headers
 from api.routes.metrics import page_body
-from shared.apikeys import LOOKUP_REPLIES, KeyStore, parse_token
+from shared.auth.keys import LOOKUP_REPLIES, KeyStore, parse_token
 from shared.errors import JobNotFound
-from shared.feed import FeedPage, JobFeed
-from shared.jobs import JOB_ID_PATTERN
-from shared.poll_read import PollRead
+from shared.jobs.feed import FeedPage, JobFeed
+from shared.jobs.poll import PollRead
+from shared.models.jobs import JOB_ID_PATTERN
+from shared.models.spec import MAX_EPOCHS
 from shared.settings import Settings
-from shared.spec import MAX_EPOCHS
 
 PATH = "/v1/jobs/{job_id}/metrics"
 _PATH = re.compile(r"/v1/jobs/([^/]+)/metrics")

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from api.problems import PROBLEM_RESPONSES
 from api.schemas import PresetView
-from shared.presets import PRESETS
+from shared.models.presets import PRESETS
 
 router = APIRouter(prefix="/v1/presets", tags=["presets"], responses=PROBLEM_RESPONSES)
 

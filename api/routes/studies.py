@@ -10,14 +10,21 @@ from api.dependencies import CeleryDep, JobIdPath, SettingsDep, StoreDep, Tenant
 from api.problems import PROBLEM_RESPONSES
 from api.routes.jobs import enqueue
 from api.schemas import StudyLinks, StudyPage, StudyView
-from shared import lifecycle
-from shared.dataset_store import DatasetStore
+from shared.datasets.store import DatasetStore
 from shared.errors import Conflict, JobNotFound, TooManyRequests
-from shared.jobs import JOB_ID_PATTERN, JobRecord, JobStatus, StudyMembership, new_job_id, utc_now
-from shared.leaderboard import rank, row, study_status, to_csv, to_markdown
-from shared.store import JobStore
-from shared.studies import StudyJob, StudyRecord, StudyRequest, expand
-from shared.study_store import StudyStore
+from shared.jobs.cancel import cancel
+from shared.jobs.store import JobStore
+from shared.models.jobs import (
+    JOB_ID_PATTERN,
+    JobRecord,
+    JobStatus,
+    StudyMembership,
+    new_job_id,
+    utc_now,
+)
+from shared.models.studies import StudyJob, StudyRecord, StudyRequest, expand
+from shared.studies.leaderboard import rank, row, study_status, to_csv, to_markdown
+from shared.studies.store import StudyStore
 
 router = APIRouter(prefix="/v1/studies", tags=["studies"], responses=PROBLEM_RESPONSES)
 
@@ -129,7 +136,7 @@ def cancel_study(study: StudyDep, store: StoreDep, studies: StudiesDep) -> Study
     studies.clear_pending(study.id)
     for job in study.jobs:
         with contextlib.suppress(Conflict):  # it had ended already
-            lifecycle.cancel(store, job.job_id)
+            cancel(store, job.job_id)
     return view(study, store, studies)
 
 

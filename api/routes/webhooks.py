@@ -7,9 +7,9 @@ from fastapi import APIRouter, Depends
 from api.dependencies import JobDep, StoreDep, TenantDep
 from api.problems import PROBLEM_RESPONSES
 from api.schemas import DeliveryLog, WebhookSummary
-from shared.jobs import JobRecord
-from shared.webhook_claims import DeliveryClaims
-from shared.webhook_secrets import WebhookSecret, WebhookSecrets
+from shared.models.jobs import JobRecord
+from shared.webhooks.claims import DeliveryClaims
+from shared.webhooks.secrets import WebhookSecret, WebhookSecrets
 
 router = APIRouter(prefix="/v1", tags=["webhooks"], responses=PROBLEM_RESPONSES)
 

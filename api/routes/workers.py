@@ -6,7 +6,7 @@ from api.dependencies import StoreDep, TenantDep
 from api.problems import PROBLEM_RESPONSES
 from api.schemas import WorkerList
 from api.workers_view import worker_views
-from shared.registry import WorkerRegistry
+from shared.ops.registry import WorkerRegistry
 
 router = APIRouter(prefix="/v1/workers", tags=["workers"], responses=PROBLEM_RESPONSES)
 

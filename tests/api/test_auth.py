@@ -7,9 +7,9 @@ import httpx
 import pytest
 
 from api.problems import PROBLEM_JSON
-from shared.apikeys import KeyStore
-from shared.keys import RedisKeys
-from shared.redis_codec import connect
+from shared.auth.keys import KeyStore
+from shared.redis.codec import connect
+from shared.redis.keys import RedisKeys
 from shared.settings import Settings
 from tests.helpers import tiny_spec
 

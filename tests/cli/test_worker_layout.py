@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from cli.worker_layout import LayoutError, plan_workers
-from shared.devices import FAKE_GPUS_ENV, Gpu, GpuListError, list_gpus, parse_nvidia_smi
+from shared.ops.hardware import FAKE_GPUS_ENV, Gpu, GpuListError, list_gpus, parse_nvidia_smi
 
 TWO_H100 = "0:NVIDIA H100 80GB HBM3:81559,1:NVIDIA H100 80GB HBM3:81559"
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from client import ApiError, JobStatus, JobSubmission, KJobsClient
-from shared.spec import TrainingSpec
+from shared.models.spec import TrainingSpec
 from tests.helpers import tiny_spec
 
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from shared.jobs import JOB_ID_PATTERN
+from shared.models.jobs import JOB_ID_PATTERN
 from tests.docs.readme_blocks import ShellExample, documented_keys, shell_examples
 from tests.docs.shell_runner import ExampleRun, run_example
 

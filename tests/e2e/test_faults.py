@@ -21,8 +21,8 @@ import psutil
 import pytest
 from redis import Redis
 
-from shared.apikeys import KeyStore
-from shared.keys import RedisKeys
+from shared.auth.keys import KeyStore
+from shared.redis.keys import RedisKeys
 from tests.conftest import stop
 from tests.helpers import free_port, tiny_spec, wait_for
 from tests.plain_keras import predict_with_plain_keras

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from cli.worker_layout import celery_argv
-from shared.apikeys import KeyStore
-from shared.keys import RedisKeys
-from shared.redis_codec import connect
-from shared.registry import WorkerRegistry
+from shared.auth.keys import KeyStore
+from shared.ops.registry import WorkerRegistry
+from shared.redis.codec import connect
+from shared.redis.keys import RedisKeys
 from shared.settings import Settings
 from tests.conftest import delete_prefixed, running_api, stop
 from tests.helpers import tiny_spec, wait_for

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.webhook_signing import verify
+from shared.webhooks.signing import verify
 from tests.helpers import tiny_spec, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("worker")]

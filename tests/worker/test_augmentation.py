@@ -10,7 +10,7 @@ import pytest
 from keras import ops
 
 from shared.artifacts import model_path, promote_checkpoint
-from shared.spec import JobSpec
+from shared.models.spec import JobSpec
 from tests.plain_keras import predict_with_plain_keras
 from worker.augmentation import AffineDraw, RandomAffine, affine_rows, has_augmentation, without_augmentation
 from worker.checkpoints import Checkpoint, Checkpointer, load_checkpoint, save_model

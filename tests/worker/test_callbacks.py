@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from shared.errors import TrainingError
-from shared.jobs import JobRecord, JobStatus, StopReason, new_job_id
-from shared.spec import JobSpec
-from shared.store import JobStore
+from shared.jobs.store import JobStore
+from shared.models.jobs import JobRecord, JobStatus, StopReason, new_job_id
+from shared.models.spec import JobSpec
 from worker.callbacks import EpochRecorder, StopController
 from worker.checkpoints import Checkpointer, load_checkpoint
 

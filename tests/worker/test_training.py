@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from shared.spec import JobSpec
+from shared.models.spec import JobSpec
 from worker.checkpoints import save_model
 from worker.data import fit_zca
 from worker.model import build_model

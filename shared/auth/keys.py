@@ -1,0 +1,158 @@
+"""API keys: each belongs to a tenant; only a hash of its secret is stored.
+
+A key reads ``kj_<id>_<secret>``: the id finds its record, and the secret's SHA-256 is
+compared in constant time. Secrets are 256 random bits, so a fast hash is enough.
+"""
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from pydantic import BaseModel
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+
+from shared.models.jobs import utc_now
+from shared.redis.codec import strings
+from shared.redis.keys import RedisKeys
+
+TENANT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+_TOKEN = re.compile(r"^kj_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+
+
+class ApiKeyInfo(BaseModel):
+    id: str
+    tenant: str
+    name: str = ""
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request comes from, and how many requests its key made in this window (built from
+    Redis's own replies, on every request: nothing to validate)."""
+
+    tenant: str
+    key_id: str
+    requests_in_window: int
+
+
+LOOKUP_REPLIES = 3
+"""How many replies ``KeyStore.queue_lookup`` adds to a pipeline."""
+
+
+def parse_token(token: str) -> tuple[str, str] | None:
+    """A presented key's id and secret; None when it is not shaped like one of our keys."""
+    match = _TOKEN.match(token)
+    return None if match is None else (match[1], match[2])
+
+
+def _info(key_id: str, record: dict[str, str]) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        id=key_id,
+        tenant=record["tenant"],
+        name=record.get("name", ""),
+        created_at=datetime.fromisoformat(record["created_at"]),
+        revoked_at=datetime.fromisoformat(record["revoked_at"]) if record.get("revoked_at") else None,
+    )
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _caller(key_id: str, secret: str, record: dict[str, str], count: int) -> Caller | None:
+    """The caller of a key whose stored record is ``record``; None unless it is valid."""
+    valid = bool(record) and not record.get("revoked_at")
+    # Compare even for an unknown key, so the answer takes the same time either way.
+    expected = record.get("hash", "0" * 64) if record else "0" * 64
+    if not (hmac.compare_digest(_digest(secret), expected) and valid):
+        return None
+    return Caller(record["tenant"], key_id, int(count))
+
+
+class KeyStore:
+    """Creates, checks, lists and revokes API keys."""
+
+    def __init__(self, redis: Redis, keys: RedisKeys) -> None:
+        self.redis, self.keys = redis, keys
+
+    def create(self, tenant: str, name: str = "") -> tuple[ApiKeyInfo, str]:
+        """A new key for ``tenant``: its record, and the key itself, which is shown only now."""
+        if not re.match(TENANT_PATTERN, tenant):
+            raise ValueError(f"tenant {tenant!r} must match {TENANT_PATTERN}")
+        key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+        info = ApiKeyInfo(id=key_id, tenant=tenant, name=name, created_at=utc_now())
+        record = {
+            "tenant": tenant,
+            "name": name,
+            "hash": _digest(secret),
+            "created_at": info.created_at.isoformat(),
+        }
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.api_key(key_id), mapping=cast(Any, record))  # redis-py's stubs: see redis_codec
+        pipe.sadd(self.keys.api_keys(), key_id)
+        pipe.execute()
+        return info, f"kj_{key_id}_{secret}"
+
+    def authenticate(self, token: str, window_seconds: int) -> Caller | None:
+        """The caller a key belongs to, counting this request in its rate window; None when the
+        key is malformed, unknown or revoked."""
+        parts = parse_token(token)
+        if parts is None:
+            return None
+        pipe = self.redis.pipeline(transaction=False)
+        self.queue_lookup(pipe, parts[0], window_seconds)
+        return self.caller(parts, pipe.execute())
+
+    async def authenticate_async(self, redis: AsyncRedis, token: str, window_seconds: int) -> Caller | None:
+        """``authenticate`` on an asyncio client (of the same Redis), so that the API checks a
+        key without handing the request to a thread."""
+        parts = parse_token(token)
+        if parts is None:
+            return None
+        pipe = redis.pipeline(transaction=False)
+        self.queue_lookup(pipe, parts[0], window_seconds)
+        return self.caller(parts, await pipe.execute())
+
+    def queue_lookup(self, pipe: Any, key_id: str, window_seconds: int) -> None:
+        """Queue on a pipeline (sync or asyncio) the key's record, and this request's count in
+        its rate window: ``LOOKUP_REPLIES`` replies, which ``caller`` reads."""
+        counter, expiry = self.rate_counter(key_id, window_seconds)
+        pipe.hgetall(self.keys.api_key(key_id))
+        pipe.incr(counter)
+        pipe.expire(counter, expiry)
+
+    def rate_counter(self, key_id: str, window_seconds: int) -> tuple[str, int]:
+        """The Redis key counting this window's requests of a key, and the seconds it lives."""
+        return self.keys.rate(key_id, int(time.time()) // window_seconds), window_seconds * 2
+
+    @staticmethod
+    def caller(parts: tuple[str, str], replies: Sequence[Any]) -> Caller | None:
+        """The caller of a parsed key from the replies ``queue_lookup`` queued; None unless the
+        key is known and not revoked."""
+        record, count, _ = replies
+        return _caller(parts[0], parts[1], record, count)
+
+    def list(self) -> list[ApiKeyInfo]:
+        """Every key, oldest first, without its secret hash."""
+        ids = strings(self.redis.smembers(self.keys.api_keys()))
+        pipe = self.redis.pipeline(transaction=False)
+        for key_id in ids:
+            pipe.hgetall(self.keys.api_key(key_id))
+        infos = [_info(key_id, record) for key_id, record in zip(ids, pipe.execute(), strict=True) if record]
+        return sorted(infos, key=lambda info: info.created_at)
+
+    def revoke(self, key_id: str) -> bool:
+        """Revoke a key at once; False when there is no such key."""
+        if not self.redis.exists(self.keys.api_key(key_id)):
+            return False
+        self.redis.hset(self.keys.api_key(key_id), "revoked_at", utc_now().isoformat())
+        return True

@@ -1,0 +1,1 @@
+"""Uploaded datasets: their formats, read in memory, and where they are stored."""

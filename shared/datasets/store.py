@@ -1,0 +1,124 @@
+"""Uploaded datasets: their arrays in a file under ``ARTIFACTS_DIR`` (where every worker reads),
+their description in Redis, and the check that a spec names one its tenant owns."""
+
+import io
+import os
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from shared.artifacts import dataset_path
+from shared.datasets.formats import UploadedArrays
+from shared.errors import Conflict, FieldError, JobNotFound, SpecInvalid
+from shared.jobs.store import ACTIVE_OR_QUEUED, JobStore
+from shared.models.jobs import JobRecord, new_job_id, utc_now
+from shared.models.spec import BUILTIN_DATASETS, JobSpec
+
+
+class DatasetInfo(BaseModel):
+    id: str
+    tenant: str
+    name: str | None
+    train_samples: int
+    test_samples: int
+    test_held_out: bool = Field(description="No test set was uploaded: the last tenth of train is it.")
+    classes: list[int]
+    class_counts: dict[str, int] = Field(description="Training samples per label.")
+    image_shape: list[int]
+    created_at: datetime
+
+
+class DatasetStore:
+    """Uploaded datasets of one store's Redis and one artifacts folder."""
+
+    def __init__(self, store: JobStore, artifacts_dir: Path) -> None:
+        self.store, self.keys, self.artifacts_dir = store, store.keys, artifacts_dir
+
+    def save(self, tenant: str, name: str | None, arrays: UploadedArrays) -> DatasetInfo:
+        """Write the arrays, then describe them in Redis; the id is new."""
+        labels, counts = np.unique(arrays.y_train, return_counts=True)
+        info = DatasetInfo(
+            id=new_job_id(),
+            tenant=tenant,
+            name=name,
+            train_samples=len(arrays.x_train),
+            test_samples=len(arrays.x_test),
+            test_held_out=arrays.test_held_out,
+            classes=[int(label) for label in labels],
+            class_counts={str(int(label)): int(count) for label, count in zip(labels, counts, strict=True)},
+            image_shape=list(arrays.x_train.shape[1:]),
+            created_at=utc_now(),
+        )
+        path = dataset_path(self.artifacts_dir, info.id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer, x_train=arrays.x_train, y_train=arrays.y_train, x_test=arrays.x_test, y_test=arrays.y_test
+        )
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        partial.write_bytes(buffer.getvalue())
+        partial.replace(path)
+        pipe = self.store.redis.pipeline(transaction=True)
+        pipe.set(self.keys.dataset(info.id), info.model_dump_json())
+        pipe.zadd(self.keys.datasets_index(tenant), {info.id: 0})
+        pipe.execute()
+        return info
+
+    def get(self, dataset_id: str, tenant: str) -> DatasetInfo:
+        """The tenant's dataset; ``JobNotFound``-like 404 otherwise."""
+        raw = self.store.redis.get(self.keys.dataset(dataset_id))
+        info = DatasetInfo.model_validate_json(str(raw)) if raw else None
+        if info is None or info.tenant != tenant:
+            raise DatasetNotFound(dataset_id)
+        return info
+
+    def for_tenant(self, tenant: str) -> list[DatasetInfo]:
+        """The tenant's datasets, newest first."""
+        ids = [str(i) for i in self.store.redis.zrevrange(self.keys.datasets_index(tenant), 0, -1)]
+        return [
+            self.get(dataset_id, tenant)
+            for dataset_id in ids
+            if self.store.redis.exists(self.keys.dataset(dataset_id))
+        ]
+
+    def delete(self, dataset_id: str, tenant: str) -> None:
+        """Delete the dataset, unless a queued or running job of the tenant uses it (``Conflict``)."""
+        self.get(dataset_id, tenant)
+        users = [job.id for job in self._active_jobs(tenant) if job.spec.dataset.name == dataset_id]
+        if users:
+            raise Conflict(f"dataset {dataset_id} is used by queued or running jobs: {', '.join(users[:5])}")
+        pipe = self.store.redis.pipeline(transaction=True)
+        pipe.delete(self.keys.dataset(dataset_id))
+        pipe.zrem(self.keys.datasets_index(tenant), dataset_id)
+        pipe.execute()
+        dataset_path(self.artifacts_dir, dataset_id).unlink(missing_ok=True)
+
+    def _active_jobs(self, tenant: str) -> list[JobRecord]:
+        ids: list[str] = []
+        for status in ACTIVE_OR_QUEUED:
+            ids += [
+                str(i) for i in self.store.redis.zrange(self.keys.status_index(tenant, status.value), 0, -1)
+            ]
+        return [job for job in self.store.get_many(ids) if job is not None]
+
+    def check_spec(self, spec: JobSpec, tenant: str) -> None:
+        """Refuse a spec whose dataset is an upload that the tenant does not have."""
+        name = spec.dataset.name
+        if name in BUILTIN_DATASETS:
+            return
+        try:
+            self.get(name, tenant)
+        except DatasetNotFound:
+            raise SpecInvalid(
+                [FieldError("dataset.name", f"no uploaded dataset with id {name!r}", "not_found")]
+            ) from None
+
+
+class DatasetNotFound(JobNotFound):
+    """No dataset of this tenant has this id."""
+
+    def __init__(self, dataset_id: str) -> None:
+        super().__init__(dataset_id)
+        self.args = (f"no dataset with id {dataset_id!r}",)

@@ -1,0 +1,1 @@
+"""Jobs: the store, attempts and leases, submission, cancel, listing and the record feed."""

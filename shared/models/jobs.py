@@ -1,0 +1,193 @@
+"""What a job is once submitted: its status, transitions, epoch records and result."""
+
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Self
+
+from pydantic import BaseModel, Field
+
+from shared.models.spec import JobSpec
+from shared.ops.hardware import DeviceInfo
+
+_last_id = [0, 0]  # (ms, random part) of this process's latest id
+_id_lock = threading.Lock()
+
+
+JOB_ID_PATTERN = r"^[0-9a-f]{24}$"
+"""What ``new_job_id`` makes; anything else names no job."""
+
+
+def new_job_id() -> str:
+    """A 24-hex-digit id: 12 digits of submission time in ms, then 12 random ones.
+
+    Ids sort by submission time, which the job list relies on; within one millisecond a
+    process counts up from its previous id so that its ids still sort in order.
+    """
+    with _id_lock:
+        ms, previous_ms = time.time_ns() // 1_000_000, _last_id[0]
+        random_part = _last_id[1] + 1 if ms <= previous_ms else secrets.randbits(47)
+        _last_id[:] = [max(ms, previous_ms), random_part]
+        return f"{_last_id[0]:012x}{random_part:012x}"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def is_terminal(self) -> bool:
+        """Whether the job has ended for good."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+ACTIVE_STATUSES = frozenset({JobStatus.RUNNING, JobStatus.CANCELLING})
+"""The statuses in which an attempt trains, holds a lease and may write."""
+
+
+class StopReason(StrEnum):
+    COMPLETED = "completed"
+    EARLY_STOPPING = "early_stopping"
+    MAX_RUNTIME = "max_runtime"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware."""
+    return datetime.now(UTC)
+
+
+class Transition(BaseModel):
+    status: JobStatus
+    at: datetime
+    attempt: int = Field(description="The attempt that made the change (0 before any ran).")
+    reason: str | None = None
+
+
+class Progress(BaseModel):
+    epoch: int = Field(description="Epochs finished and recorded.")
+    epochs: int = Field(description="Epochs the spec asks for (early stopping may end sooner).")
+
+
+class BestEpoch(BaseModel):
+    epoch: int
+    monitor: str
+    value: float
+
+
+class JobResult(BaseModel):
+    test_loss: float = Field(
+        description="Cross-entropy on the test set, without the regularization penalty, so variants compare."
+    )
+    test_accuracy: float
+    best_epoch: int | None = Field(description="Epoch of the best monitored value (1-based).")
+    stopped_epoch: int = Field(description="The last epoch trained (1-based).")
+
+
+class JobErrorInfo(BaseModel):
+    type: str = Field(description="A stable name for the kind of failure.")
+    message: str = Field(description="What went wrong, for people.")
+
+
+class EpochRecord(BaseModel):
+    """One finished epoch, written once when the epoch ends."""
+
+    epoch: int = Field(ge=1, description="1-based epoch index.")
+    loss: float = Field(description="Training loss, regularization penalty included.")
+    accuracy: float
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    data_loss: float | None = Field(None, description="Training loss without the regularization penalty.")
+    val_data_loss: float | None = Field(None, description="Validation loss without the penalty.")
+    regularization_penalty: float = Field(
+        description="Sum of the model's regularization losses at the end of the epoch."
+    )
+    generalization_gap: float | None = Field(None, description="Training accuracy minus validation accuracy.")
+    learning_rate: float
+    epoch_seconds: float
+    samples_per_second: float
+    attempt: int = Field(description="The attempt that trained this epoch.")
+    at: datetime
+
+
+class AttemptWorker(BaseModel):
+    """The worker that runs (or ran) a job's latest attempt, and what it trains on."""
+
+    name: str = Field(description="Celery's node name of the worker (`gpu0@host`).")
+    host: str
+    pid: int
+    backend: str = Field(description="The Keras backend: `tensorflow`, `jax` or `torch`.")
+    device: DeviceInfo
+
+
+class StudyMembership(BaseModel):
+    """The study a job belongs to, and its variant's name there."""
+
+    id: str
+    variant: str
+
+
+class JobRecord(BaseModel):
+    """Everything stored about a job but its transitions and epoch records."""
+
+    id: str
+    tenant: str
+    preset: str | None = None
+    spec: JobSpec
+    status: JobStatus
+    stop_reason: StopReason | None = None
+    attempt: int = 0
+    progress: Progress
+    best: BestEpoch | None = None
+    result: JobResult | None = None
+    error: JobErrorInfo | None = None
+    has_model: bool = False
+    study: StudyMembership | None = None
+    worker: AttemptWorker | None = None
+    transitions: list[Transition] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @classmethod
+    def new(
+        cls, job_id: str, tenant: str, spec: JobSpec, preset: str | None, study: StudyMembership | None = None
+    ) -> Self:
+        """A freshly submitted, queued job."""
+        now = utc_now()
+        progress = Progress(epoch=0, epochs=spec.training.epochs)
+        queued = Transition(status=JobStatus.QUEUED, at=now, attempt=0, reason="submitted")
+        return cls(
+            id=job_id,
+            tenant=tenant,
+            preset=preset,
+            spec=spec,
+            status=JobStatus.QUEUED,
+            progress=progress,
+            study=study,
+            transitions=[queued],
+            created_at=now,
+            updated_at=now,
+        )
+
+
+NEXT_STATUSES: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),
+    # Back to queued when the attempt's worker is lost and the job gets another attempt.
+    JobStatus.RUNNING: frozenset(
+        {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLING, JobStatus.QUEUED}
+    ),
+    JobStatus.CANCELLING: frozenset({JobStatus.CANCELLED, JobStatus.FAILED}),
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+}
+"""The status changes the service allows; anything else is a conflict."""

@@ -1,0 +1,252 @@
+"""The job spec: one Pydantic model, used by the API to validate and by workers to re-validate."""
+
+import itertools
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from shared.settings import QueueName
+from shared.webhooks.targets import MAX_URL_LENGTH, check_url_form
+
+BUILTIN_DATASETS = ("mnist", "fashion_mnist")
+DatasetName = Annotated[str, Field(pattern=r"^(mnist|fashion_mnist|[0-9a-f]{24})$")]
+Activation = Literal["relu", "elu", "gelu", "selu", "swish", "tanh", "sigmoid", "leaky_relu"]
+Optimizer = Literal["adam", "sgd", "rmsprop", "adamw"]
+LoggedMetric = Literal["loss", "accuracy", "val_loss", "val_accuracy"]
+PresetName = Literal["baseline", "l2", "l1", "dropout", "augmentation", "early_stopping"]
+WebhookEvent = Literal["state", "epoch"]
+
+Penalty = Annotated[float, Field(ge=0.0, le=1.0)]
+DropoutRate = Annotated[float, Field(ge=0.0, le=0.95)]
+Units = Annotated[int, Field(ge=1, le=8192)]
+TagKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+TagValue = Annotated[str, Field(max_length=128)]
+
+IMAGE_SHAPE = (28, 28)
+INPUT_UNITS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+NUM_CLASSES = 10
+MAX_EPOCHS = 1000
+
+
+def cross_field_error(field: str, message: str) -> PydanticCustomError:
+    """A validation error about several fields, naming the one to change in its context."""
+    return PydanticCustomError("cross_field", message, {"field": field})
+
+
+class SpecModel(BaseModel):
+    """Base of every spec part: unknown fields are errors, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetSpec(SpecModel):
+    name: DatasetName = Field(
+        "mnist",
+        description="`mnist`, `fashion_mnist`, or the id of a dataset uploaded to `POST /v1/datasets`.",
+    )
+    validation_split: float = Field(
+        0.3,
+        ge=0.0,
+        le=0.9,
+        description="Fraction of the training samples held out for validation (0.3 is 70:30; "
+        "0 means no validation). The official test set is used only for the final evaluation.",
+    )
+    train_limit: int | None = Field(
+        None,
+        ge=20,
+        le=10_000_000,
+        description="Use only the first N training samples (before the split), for quick runs.",
+    )
+
+
+class LayerSpec(SpecModel):
+    units: Units = Field(description="Units of this Dense layer.")
+    l1: Penalty | None = Field(None, description="L1 on this layer's kernel; default: global l1.")
+    l2: Penalty | None = Field(None, description="L2 on this layer's kernel; default: global l2.")
+    dropout: DropoutRate | None = Field(
+        None, description="Dropout after this layer; default: global dropout."
+    )
+
+
+LAYER_OBJECT_TAG = "layer-object"
+"""Tag of a layer given as an object; error paths drop it (``hidden_layers.1.units``)."""
+
+
+def _layer_kind(value: object) -> str:
+    return LAYER_OBJECT_TAG if isinstance(value, dict | LayerSpec) else "units"
+
+
+# Tagged so that an invalid layer reports the errors of the form it was given in, not both.
+HiddenLayer = Annotated[
+    Annotated[Units, Tag("units")] | Annotated[LayerSpec, Tag(LAYER_OBJECT_TAG)], Discriminator(_layer_kind)
+]
+
+
+class ModelSpec(SpecModel):
+    hidden_layers: list[HiddenLayer] = Field(
+        default_factory=lambda: list[HiddenLayer]([500] * 5),
+        min_length=1,
+        max_length=32,
+        description="Hidden Dense layers, input to output: a unit count, or an object that "
+        "overrides the global regularization for that layer.",
+    )
+    activation: Activation = Field("relu", description="Activation of every hidden layer.")
+
+    def layer_units(self) -> list[int]:
+        """The unit count of each hidden layer."""
+        return [layer if isinstance(layer, int) else layer.units for layer in self.hidden_layers]
+
+    def parameter_count(self) -> int:
+        """Trainable parameters of the network: Dense kernels and biases, softmax output included."""
+        sizes = [INPUT_UNITS, *self.layer_units(), NUM_CLASSES]
+        return sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(sizes))
+
+
+class AugmentationSpec(SpecModel):
+    rotation: float = Field(
+        0.0, ge=0.0, le=0.5, description="Random rotation, as a fraction of a full turn (0.1 = 36°)."
+    )
+    translation: float = Field(
+        0.0, ge=0.0, le=0.5, description="Random shift, as a fraction of the image's height and width."
+    )
+    zoom: float = Field(0.0, ge=0.0, le=0.9, description="Random zoom in or out by up to this fraction.")
+    horizontal_flip: bool = Field(False, description="Randomly mirror images left to right.")
+    zca_whitening: bool = Field(
+        False,
+        description="Whiten inputs with ZCA fitted on the training split; the fitted transform is "
+        "a fixed layer inside the saved model.",
+    )
+    zca_epsilon: float = Field(1e-6, gt=0.0, le=1.0, description="Added to eigenvalues before whitening.")
+
+
+class EarlyStoppingSpec(SpecModel):
+    monitor: LoggedMetric = Field("val_accuracy", description="The logged metric to watch.")
+    mode: Literal["auto", "min", "max"] = Field(
+        "auto", description="Whether the metric should fall or rise; auto infers it from the name."
+    )
+    patience: int = Field(2, ge=0, le=1000, description="Epochs without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0.0, le=1.0, description="Smallest change that counts as better.")
+    restore_best_weights: bool = Field(
+        True, description="End with the weights of the best epoch rather than the last."
+    )
+    start_from_epoch: int = Field(
+        0, ge=0, le=1000, description="Epochs to train before improvement is judged."
+    )
+
+    def resolved_mode(self) -> Literal["min", "max"]:
+        """``min`` for losses, ``max`` for accuracies, unless the spec says otherwise."""
+        if self.mode != "auto":
+            return self.mode
+        return "max" if self.monitor.endswith("accuracy") else "min"
+
+
+class RegularizationSpec(SpecModel):
+    l1: Penalty = Field(0.0, description="L1 penalty on every hidden kernel.")
+    l2: Penalty = Field(0.0, description="L2 penalty on every hidden kernel (with l1: L1L2).")
+    dropout: DropoutRate = Field(0.0, description="Dropout rate after every hidden layer.")
+    input_dropout: DropoutRate = Field(0.0, description="Dropout rate on the input.")
+    augmentation: AugmentationSpec = Field(
+        default_factory=AugmentationSpec, description="Training-time image transforms and ZCA whitening."
+    )
+    early_stopping: EarlyStoppingSpec | None = Field(
+        None, description="Stop when the monitored metric stops improving; null for none."
+    )
+
+
+class TrainingSpec(SpecModel):
+    epochs: int = Field(
+        10, ge=1, le=MAX_EPOCHS, description="Epochs to train (early stopping may end sooner)."
+    )
+    batch_size: int = Field(128, ge=1, le=65536, description="Samples per gradient step.")
+    optimizer: Optimizer = Field("adam", description="`adam`, `sgd`, `rmsprop` or `adamw`.")
+    learning_rate: float = Field(0.001, gt=0.0, le=10.0, description="The optimizer's learning rate.")
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="Momentum; only for `sgd`.")
+    seed: int = Field(128, ge=0, le=2**31 - 1, description="Seed of weights, split and shuffling.")
+    mixed_precision: bool = Field(
+        False,
+        description="Compute the hidden layers in float16 with float32 weights and a float32 output "
+        "(Keras `mixed_float16`, with loss scaling): faster on GPUs with tensor cores, at a small cost "
+        "in precision. Refused on the `cpu` queue.",
+    )
+    jit_compile: bool | None = Field(
+        None,
+        description="Compile the training step with XLA (TensorFlow, JAX) or torch.compile (PyTorch); "
+        "null leaves Keras's default.",
+    )
+
+
+class ResourcesSpec(SpecModel):
+    queue: QueueName | None = Field(
+        None, description="`gpu` or `cpu` workers; the service's default queue when absent."
+    )
+    max_runtime_seconds: int = Field(
+        3600, ge=1, description="Training stops at the next batch after this many seconds."
+    )
+
+
+class NotifySpec(SpecModel):
+    url: str = Field(
+        max_length=MAX_URL_LENGTH,
+        description="Where the service POSTs the job's events: http or https, without credentials; "
+        "each request is signed with the tenant's webhook secret.",
+    )
+    events: list[WebhookEvent] = Field(
+        default_factory=lambda: list[WebhookEvent](["state"]),
+        min_length=1,
+        max_length=2,
+        description="`state` (every status change) and/or `epoch` (every epoch record).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        return check_url_form(url)
+
+    @field_validator("events")
+    @classmethod
+    def _distinct_events(cls, events: list[WebhookEvent]) -> list[WebhookEvent]:
+        return list(dict.fromkeys(events))
+
+
+class JobSpec(SpecModel):
+    """A training job: data, network, regularization, training loop and resources."""
+
+    name: str | None = Field(
+        None, min_length=1, max_length=100, description="A label for people; need not be unique."
+    )
+    tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict, max_length=16, description="Labels to filter the job list by."
+    )
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec, description="What to train on.")
+    model: ModelSpec = Field(default_factory=ModelSpec, description="The Dense network.")
+    regularization: RegularizationSpec = Field(
+        default_factory=RegularizationSpec, description="L1, L2, dropout, augmentation, early stopping."
+    )
+    training: TrainingSpec = Field(default_factory=TrainingSpec, description="The training loop.")
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Where and how long to run.")
+    notify: NotifySpec | None = Field(None, description="A webhook for the job's events; null for none.")
+
+    @model_validator(mode="after")
+    def _check_consistent(self) -> Self:
+        stopping = self.regularization.early_stopping
+        if stopping and stopping.monitor.startswith("val_") and self.dataset.validation_split == 0:
+            raise cross_field_error(
+                "regularization.early_stopping.monitor",
+                f"monitor {stopping.monitor!r} needs a validation split: set "
+                "dataset.validation_split above 0 or monitor a training metric",
+            )
+        if self.training.momentum > 0 and self.training.optimizer != "sgd":
+            raise cross_field_error(
+                "training.momentum",
+                f"momentum applies only to the sgd optimizer, not {self.training.optimizer!r}",
+            )
+        return self
+
+
+class JobSubmission(JobSpec):
+    """What `POST /v1/jobs` takes: a spec, or a preset name with overrides in the spec's shape."""
+
+    preset: PresetName | None = Field(
+        None, description="Start from this preset (see `GET /v1/presets`); other fields override it."
+    )

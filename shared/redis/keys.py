@@ -1,0 +1,123 @@
+"""The whole Redis key schema. Only the store (``shared.jobs.store``, ``shared.ops.registry``) and the
+Celery app factory (for the broker's keys) use these names."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    """Key names under one prefix, so several deployments (or test runs) can share a Redis."""
+
+    prefix: str = "kj"
+
+    def job(self, job_id: str) -> str:
+        """Hash: the job's fields, each JSON-encoded."""
+        return f"{self.prefix}:job:{job_id}"
+
+    def transitions(self, job_id: str) -> str:
+        """List: the job's status changes, oldest first, as JSON."""
+        return f"{self.prefix}:job:{job_id}:transitions"
+
+    def epochs(self, job_id: str) -> str:
+        """List: epoch records as JSON; index i holds epoch i + 1."""
+        return f"{self.prefix}:job:{job_id}:epochs"
+
+    def job_events(self, job_id: str) -> str:
+        """Pub/sub channel: a message each time the job records an epoch or changes status."""
+        return f"{self.prefix}:job:{job_id}:events"
+
+    def jobs_index(self, tenant: str) -> str:
+        """Sorted set (all scores 0): a tenant's job ids, which sort by submission time."""
+        return f"{self.prefix}:tenant:{tenant}:jobs"
+
+    def status_index(self, tenant: str, status: str) -> str:
+        """Sorted set like ``jobs_index``, of the jobs now in ``status``."""
+        return f"{self.prefix}:tenant:{tenant}:status:{status}"
+
+    def tag_index(self, tenant: str, key: str, value: str) -> str:
+        """Sorted set like ``jobs_index``, of the jobs tagged ``key=value``."""
+        return f"{self.prefix}:tenant:{tenant}:tag:{key}={value}"
+
+    def leases(self) -> str:
+        """Sorted set: ids of running jobs, scored by when their attempt's lease expires (epoch ms)."""
+        return f"{self.prefix}:leases"
+
+    def finished(self) -> str:
+        """Sorted set: ids of finished jobs, scored by when they finished (epoch ms)."""
+        return f"{self.prefix}:finished"
+
+    def study(self, study_id: str) -> str:
+        """String: a study's record as JSON."""
+        return f"{self.prefix}:study:{study_id}"
+
+    def study_pending(self, study_id: str) -> str:
+        """List: ids of a study's jobs not yet sent to a queue (its parallelism cap holds them)."""
+        return f"{self.prefix}:study:{study_id}:pending"
+
+    def studies_index(self, tenant: str) -> str:
+        """Sorted set (all scores 0): a tenant's study ids, which sort by creation time."""
+        return f"{self.prefix}:tenant:{tenant}:studies"
+
+    def dataset(self, dataset_id: str) -> str:
+        """String: an uploaded dataset's description as JSON (its arrays are a file)."""
+        return f"{self.prefix}:dataset:{dataset_id}"
+
+    def datasets_index(self, tenant: str) -> str:
+        """Sorted set (all scores 0): a tenant's uploaded dataset ids, by upload time."""
+        return f"{self.prefix}:tenant:{tenant}:datasets"
+
+    def api_key(self, key_id: str) -> str:
+        """Hash: one API key's tenant, name, secret hash, and creation and revocation times."""
+        return f"{self.prefix}:apikey:{key_id}"
+
+    def api_keys(self) -> str:
+        """Set: the ids of every API key."""
+        return f"{self.prefix}:apikeys"
+
+    def rate(self, key_id: str, window: int) -> str:
+        """Counter: requests of one API key in one rate-limit window."""
+        return f"{self.prefix}:rate:{key_id}:{window}"
+
+    def idempotency(self, tenant: str, key: str) -> str:
+        """String: the job an Idempotency-Key created, with the hash of its request body."""
+        return f"{self.prefix}:tenant:{tenant}:idempotency:{key}"
+
+    def webhook_deliveries(self, job_id: str) -> str:
+        """Hash: the job's webhook deliveries, by delivery id, each with its attempts, as JSON."""
+        return f"{self.prefix}:job:{job_id}:webhooks"
+
+    def webhook_queue(self, job_id: str) -> str:
+        """List: ids of the job's deliveries not yet settled, in the order of their events."""
+        return f"{self.prefix}:job:{job_id}:webhooks:queue"
+
+    def webhook_counts(self, job_id: str) -> str:
+        """Hash: the job's delivery counters (created, delivered, failed, dropped)."""
+        return f"{self.prefix}:job:{job_id}:webhooks:counts"
+
+    def webhooks_due(self) -> str:
+        """Sorted set: ids of jobs with deliveries to send, scored by when the next is due (epoch ms)."""
+        return f"{self.prefix}:webhooks:due"
+
+    def webhooks_claimed(self) -> str:
+        """Sorted set: ids of jobs a worker is delivering for, scored by when its claim expires (epoch ms)."""
+        return f"{self.prefix}:webhooks:claimed"
+
+    def webhook_secret(self, tenant: str) -> str:
+        """String: the tenant's webhook signing secret and its creation time, as JSON."""
+        return f"{self.prefix}:tenant:{tenant}:webhook-secret"
+
+    def broker_prefix(self) -> str:
+        """Prefix of Celery's own keys (queues, unacknowledged messages) on the broker."""
+        return f"{self.prefix}:celery:"
+
+    def telemetry(self) -> str:
+        """Hash: the service-wide counters of ``shared.ops.telemetry`` (jobs by status, totals, epochs)."""
+        return f"{self.prefix}:telemetry"
+
+    def workers(self) -> str:
+        """Sorted set: worker names scored by when their last heartbeat expires (epoch ms)."""
+        return f"{self.prefix}:workers"
+
+    def worker(self, name: str) -> str:
+        """String: a worker's latest heartbeat as JSON, expiring with it."""
+        return f"{self.prefix}:worker:{name}"

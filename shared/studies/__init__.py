@@ -1,0 +1,1 @@
+"""Studies: their expansion into jobs, their store and dispatch, and their leaderboard."""

@@ -1,0 +1,1 @@
+"""Webhooks: where they may go, how they are signed, the outbox, its claims and the secrets."""

@@ -1,0 +1,203 @@
+"""Sending from the webhook outbox: claims, attempts and their results, each atomic.
+
+A deliverer claims a due job (so no other sends for it meanwhile), starts an attempt on the
+head of that job's queue, POSTs it, and records the answer, which settles the delivery or
+schedules its retry. One job's deliveries are therefore sent one at a time, in event order.
+A claim expires: a job whose deliverer died is reclaimed, and the attempt it left in flight
+is recorded as ``lost`` before the next one starts, so no attempt is ever sent twice.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from redis import Redis
+from redis.client import Pipeline
+from redis.exceptions import WatchError
+
+from shared.redis.codec import strings
+from shared.redis.keys import RedisKeys
+from shared.webhooks.outbox import DeliveryAttempt, StoredDelivery
+
+T = TypeVar("T")
+LOST_ERROR = "its sender stopped before recording an answer"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A deliverer's hold on one job's deliveries, until ``expires_ms``."""
+
+    job_id: str
+    expires_ms: int
+    sender: str
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one POST came to."""
+
+    ok: bool
+    duration_ms: float
+    status_code: int | None = None
+    error: str | None = None
+    retryable: bool = True
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+class DeliveryClaims:
+    """The deliverers' side of the outbox."""
+
+    def __init__(self, redis: Redis, keys: RedisKeys) -> None:
+        self.redis, self.keys = redis, keys
+
+    def _transact(self, step: Callable[[Pipeline], T], *watch: str) -> T:
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(*watch)  # type: ignore[no-untyped-call]
+                    return step(pipe)
+                except WatchError:
+                    continue
+
+    def reclaim_expired(self, now: float) -> list[str]:
+        """Make the jobs whose deliverer's claim expired due again; their ids."""
+        claimed, due = self.keys.webhooks_claimed(), self.keys.webhooks_due()
+
+        def step(pipe: Pipeline) -> list[str]:
+            expired = strings(pipe.zrangebyscore(claimed, "-inf", _ms(now)))
+            pipe.multi()
+            if expired:
+                pipe.zrem(claimed, *expired)
+                pipe.zadd(due, dict.fromkeys(expired, _ms(now)))
+            pipe.execute()
+            return expired
+
+        return self._transact(step, claimed)
+
+    def claim(self, now: float, hold_seconds: float, sender: str) -> Claim | None:
+        """Take the job whose next delivery is most overdue, for ``hold_seconds``; None if none is due."""
+        claimed, due = self.keys.webhooks_claimed(), self.keys.webhooks_due()
+
+        def step(pipe: Pipeline) -> Claim | bool | None:
+            ids = strings(pipe.zrangebyscore(due, "-inf", _ms(now), start=0, num=1))
+            if not ids:
+                pipe.unwatch()
+                return None
+            job_id, held = ids[0], pipe.zscore(claimed, ids[0]) is not None
+            expires = _ms(now + hold_seconds)
+            pipe.multi()
+            pipe.zrem(due, job_id)
+            if not held:
+                pipe.zadd(claimed, {job_id: expires})
+            pipe.execute()
+            # A job another deliverer holds is only taken off the due set: its holder makes it
+            # due again when it finishes, so one job never has two senders.
+            return False if held else Claim(job_id, expires, sender)
+
+        while True:
+            taken = self._transact(step, claimed, due)
+            if taken is not False:
+                return taken if isinstance(taken, Claim) else None
+
+    def begin(self, claim: Claim, now: float) -> StoredDelivery | None:
+        """Start an attempt on the job's next delivery; None (and the claim let go) when none is left."""
+        deliveries, queue = self.keys.webhook_deliveries(claim.job_id), self.keys.webhook_queue(claim.job_id)
+
+        def step(pipe: Pipeline) -> StoredDelivery | bool | None:
+            head = pipe.lindex(queue, 0)
+            raw = pipe.hget(deliveries, str(head)) if head is not None else None
+            pipe.multi()
+            if head is None:
+                self._release(pipe, claim, due_at=None)
+                pipe.execute()
+                return None
+            if raw is None:  # its record is gone (the job was deleted): skip it
+                pipe.lpop(queue)
+                pipe.execute()
+                return False
+            delivery = _with_new_attempt(StoredDelivery.model_validate_json(str(raw)), claim.sender, now)
+            pipe.hset(deliveries, delivery.id, delivery.model_dump_json())
+            pipe.execute()
+            return delivery
+
+        while True:
+            started = self._transact(step, deliveries, queue)
+            if started is not False:
+                return started if isinstance(started, StoredDelivery) else None
+
+    def finish(self, claim: Claim, delivery_id: str, result: AttemptResult, retry_at: float | None) -> bool:
+        """Record the answer to the attempt ``begin`` started, settle the delivery or schedule its
+        retry at ``retry_at`` (None: give up), and let the claim go. False, recording nothing, when
+        another sender has taken the delivery over."""
+        job_id = claim.job_id
+        deliveries, queue = self.keys.webhook_deliveries(job_id), self.keys.webhook_queue(job_id)
+
+        def step(pipe: Pipeline) -> bool:
+            raw = pipe.hget(deliveries, delivery_id)
+            if raw is None:
+                pipe.unwatch()
+                return False
+            delivery = StoredDelivery.model_validate_json(str(raw))
+            if delivery.sender != claim.sender:
+                pipe.unwatch()
+                return False
+            _record(delivery, result, retry_at)
+            settled = delivery.outcome != "pending"
+            left = int(pipe.llen(queue)) - (1 if settled else 0)
+            ours = pipe.zscore(self.keys.webhooks_claimed(), job_id) == claim.expires_ms
+            pipe.multi()
+            pipe.hset(deliveries, delivery_id, delivery.model_dump_json())
+            if settled:
+                pipe.lpop(queue)
+                pipe.hincrby(self.keys.webhook_counts(job_id), delivery.outcome, 1)
+            if ours:  # else the claim expired and the job is due again, or in another's hands
+                due_at = retry_at if not settled else (time.time() if left > 0 else None)
+                self._release(pipe, claim, due_at)
+            pipe.execute()
+            return True
+
+        return self._transact(step, deliveries, queue, self.keys.webhooks_claimed())
+
+    def _release(self, pipe: Pipeline, claim: Claim, due_at: float | None) -> None:
+        pipe.zrem(self.keys.webhooks_claimed(), claim.job_id)
+        if due_at is not None:
+            pipe.zadd(self.keys.webhooks_due(), {claim.job_id: _ms(due_at)})
+
+    def deliveries(self, job_id: str) -> list[StoredDelivery]:
+        """The job's deliveries, oldest first."""
+        raw = self.redis.hgetall(self.keys.webhook_deliveries(job_id))
+        return sorted((StoredDelivery.model_validate_json(v) for v in raw.values()), key=lambda d: d.id)
+
+    def counts(self, job_id: str) -> dict[str, int]:
+        """The job's delivery counters: created, delivered, failed, dropped."""
+        raw = self.redis.hgetall(self.keys.webhook_counts(job_id))
+        return {name: int(raw.get(name, 0)) for name in ("created", "delivered", "failed", "dropped")}
+
+
+def _with_new_attempt(delivery: StoredDelivery, sender: str, now: float) -> StoredDelivery:
+    for attempt in delivery.attempts:
+        if attempt.outcome == "sending":
+            attempt.outcome, attempt.error = "lost", LOST_ERROR
+    started = datetime.fromtimestamp(now, UTC)
+    delivery.attempts.append(DeliveryAttempt(number=len(delivery.attempts) + 1, started_at=started))
+    delivery.sender, delivery.next_attempt_at = sender, None
+    return delivery
+
+
+def _record(delivery: StoredDelivery, result: AttemptResult, retry_at: float | None) -> None:
+    attempt = delivery.attempts[-1]
+    attempt.outcome = "ok" if result.ok else "failed"
+    attempt.status_code, attempt.error = result.status_code, result.error
+    attempt.duration_ms = result.duration_ms
+    delivery.sender = None
+    if result.ok:
+        delivery.outcome = "delivered"
+    elif retry_at is None:
+        delivery.outcome = "failed"
+    else:
+        delivery.next_attempt_at = datetime.fromtimestamp(retry_at, UTC)
