@@ -5,6 +5,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, Field
 
+from shared.models.devices import DeviceInfo
 from shared.models.jobs import (
     AttemptWorker,
     BestEpoch,
@@ -18,11 +19,9 @@ from shared.models.jobs import (
     StudyMembership,
     Transition,
 )
-from shared.models.spec import JobSpec, WebhookEvent
-from shared.models.studies import Objective, StudyJob
-from shared.ops.hardware import DeviceInfo
-from shared.studies.leaderboard import LeaderboardRow
-from shared.webhooks.outbox import Delivery
+from shared.models.spec import JobSpec
+from shared.models.studies import LeaderboardRow, Objective, StudyJob
+from shared.models.webhooks import Delivery, WebhookEvent
 
 
 class JobLinks(BaseModel):

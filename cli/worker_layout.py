@@ -8,7 +8,7 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 
-from shared.ops.hardware import Gpu
+from shared.models.devices import Gpu
 from shared.queue import QUEUES
 
 GPU_QUEUE = "gpu"

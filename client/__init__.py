@@ -29,11 +29,11 @@ from client.errors import ApiError, FieldIssue, KJobsError, ServiceUnreachable
 from client.events import EpochEvent, JobEvent, StateEvent
 from client.retry import NO_RETRIES, RetryPolicy
 from client.sync_client import KJobsClient
-from shared.datasets.store import DatasetInfo
+from shared.models.datasets import DatasetInfo
 from shared.models.jobs import EpochRecord, JobStatus
 from shared.models.spec import JobSpec, JobSubmission
 from shared.models.studies import StudyRequest
-from shared.webhooks.secrets import WebhookSecret
+from shared.models.webhooks import WebhookSecret
 
 __all__ = [
     "API_KEY_VARIABLE",

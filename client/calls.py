@@ -25,11 +25,11 @@ from api.schemas import (
     StudyView,
     WorkerList,
 )
-from shared.datasets.store import DatasetInfo
+from shared.models.datasets import DatasetInfo
 from shared.models.jobs import JobStatus
 from shared.models.spec import JobSpec
 from shared.models.studies import StudyRequest
-from shared.webhooks.secrets import WebhookSecret
+from shared.models.webhooks import WebhookSecret
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

@@ -35,9 +35,9 @@ from client.transfer import (
     read_files,
     request_arguments,
 )
-from shared.datasets.store import DatasetInfo
+from shared.models.datasets import DatasetInfo
 from shared.models.jobs import JobStatus
-from shared.webhooks.secrets import WebhookSecret
+from shared.models.webhooks import WebhookSecret
 
 T = TypeVar("T")
 

@@ -7,8 +7,9 @@ The API sends tasks by name through an app made here, so it never imports the wo
 from celery import Celery
 from kombu import Queue  # type: ignore[attr-defined]
 
+from shared.models.spec import QueueName
 from shared.redis.keys import RedisKeys
-from shared.settings import QueueName, Settings
+from shared.settings import Settings
 
 TRAIN_TASK = "keras_jobs.train"
 QUEUES: tuple[QueueName, ...] = ("cpu", "gpu")

@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-QueueName = Literal["cpu", "gpu"]
+from shared.models.spec import QueueName
+
 LogFormat = Literal["json", "text"]
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from cli.worker_layout import WorkerProcess, plan_workers
-from shared.ops.hardware import Gpu
+from shared.models.devices import Gpu
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS = ("worker-gpu", "worker-cpu")

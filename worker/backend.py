@@ -5,7 +5,8 @@ Imports Keras: only the process that trains imports it (through ``worker.trainin
 
 import keras
 
-from shared.ops.hardware import DeviceInfo, cpu_device, gpu_device, visible_gpu_index
+from shared.models.devices import DeviceInfo
+from shared.ops.hardware import cpu_device, gpu_device, visible_gpu_index
 
 
 def backend_name() -> str:

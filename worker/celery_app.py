@@ -27,8 +27,8 @@ from celery.signals import (
 from shared.jobs.attempts import AttemptStore
 from shared.jobs.store import JobStore
 from shared.logs import configure_logging, job_context
+from shared.models.devices import DeviceInfo
 from shared.models.jobs import AttemptWorker
-from shared.ops.hardware import DeviceInfo
 from shared.ops.registry import WorkerRegistry
 from shared.queue import create_celery_app
 from shared.settings import get_settings

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from shared.ops.hardware import DeviceInfo
+from shared.models.devices import DeviceInfo
 from shared.ops.registry import WorkerInfo, WorkerRegistry
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,8 @@ from fastapi import APIRouter, File, Form, Response, UploadFile
 from api.dependencies import JobIdPath, SettingsDep, StoreDep, TenantDep, check_job_id
 from api.problems import CONFLICT_RESPONSE, PROBLEM_RESPONSES
 from shared.datasets.formats import read_upload
-from shared.datasets.store import DatasetInfo, DatasetStore
+from shared.datasets.store import DatasetStore
+from shared.models.datasets import DatasetInfo
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=PROBLEM_RESPONSES)
 

@@ -18,9 +18,8 @@ from shared.jobs.listing import list_jobs as list_job_page
 from shared.jobs.store import Idempotency, JobStore
 from shared.jobs.submission import resolve_submission
 from shared.models.jobs import JOB_ID_PATTERN, JobRecord, JobStatus, StopReason, new_job_id
-from shared.models.spec import JobSubmission
+from shared.models.spec import JobSubmission, QueueName
 from shared.queue import send_training
-from shared.settings import QueueName
 from shared.studies.store import StudyStore, dispatch_study
 from shared.webhooks.claims import DeliveryClaims
 

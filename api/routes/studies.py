@@ -22,7 +22,8 @@ from shared.models.jobs import (
     new_job_id,
     utc_now,
 )
-from shared.models.studies import StudyJob, StudyRecord, StudyRequest, expand
+from shared.models.studies import StudyJob, StudyRecord, StudyRequest
+from shared.studies.expansion import expand
 from shared.studies.leaderboard import rank, row, study_status, to_csv, to_markdown
 from shared.studies.store import StudyStore
 

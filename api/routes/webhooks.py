@@ -8,8 +8,9 @@ from api.dependencies import JobDep, StoreDep, TenantDep
 from api.problems import PROBLEM_RESPONSES
 from api.schemas import DeliveryLog, WebhookSummary
 from shared.models.jobs import JobRecord
+from shared.models.webhooks import WebhookSecret
 from shared.webhooks.claims import DeliveryClaims
-from shared.webhooks.secrets import WebhookSecret, WebhookSecrets
+from shared.webhooks.secrets import WebhookSecrets
 
 router = APIRouter(prefix="/v1", tags=["webhooks"], responses=PROBLEM_RESPONSES)
 

@@ -3,31 +3,17 @@ their description in Redis, and the check that a spec names one its tenant owns.
 
 import io
 import os
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from shared.artifacts import dataset_path
 from shared.datasets.formats import UploadedArrays
 from shared.errors import Conflict, FieldError, JobNotFound, SpecInvalid
 from shared.jobs.store import ACTIVE_OR_QUEUED, JobStore
+from shared.models.datasets import DatasetInfo
 from shared.models.jobs import JobRecord, new_job_id, utc_now
 from shared.models.spec import BUILTIN_DATASETS, JobSpec
-
-
-class DatasetInfo(BaseModel):
-    id: str
-    tenant: str
-    name: str | None
-    train_samples: int
-    test_samples: int
-    test_held_out: bool = Field(description="No test set was uploaded: the last tenth of train is it.")
-    classes: list[int]
-    class_counts: dict[str, int] = Field(description="Training samples per label.")
-    image_shape: list[int]
-    created_at: datetime
 
 
 class DatasetStore:

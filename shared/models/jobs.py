@@ -9,8 +9,8 @@ from typing import Self
 
 from pydantic import BaseModel, Field
 
+from shared.models.devices import DeviceInfo
 from shared.models.spec import JobSpec
-from shared.ops.hardware import DeviceInfo
 
 _last_id = [0, 0]  # (ms, random part) of this process's latest id
 _id_lock = threading.Lock()

@@ -6,16 +6,15 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from shared.settings import QueueName
-from shared.webhooks.targets import MAX_URL_LENGTH, check_url_form
+from shared.models.webhooks import MAX_URL_LENGTH, WebhookEvent, check_url_form
 
+QueueName = Literal["cpu", "gpu"]
 BUILTIN_DATASETS = ("mnist", "fashion_mnist")
 DatasetName = Annotated[str, Field(pattern=r"^(mnist|fashion_mnist|[0-9a-f]{24})$")]
 Activation = Literal["relu", "elu", "gelu", "selu", "swish", "tanh", "sigmoid", "leaky_relu"]
 Optimizer = Literal["adam", "sgd", "rmsprop", "adamw"]
 LoggedMetric = Literal["loss", "accuracy", "val_loss", "val_accuracy"]
 PresetName = Literal["baseline", "l2", "l1", "dropout", "augmentation", "early_stopping"]
-WebhookEvent = Literal["state", "epoch"]
 
 Penalty = Annotated[float, Field(ge=0.0, le=1.0)]
 DropoutRate = Annotated[float, Field(ge=0.0, le=0.95)]

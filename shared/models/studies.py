@@ -1,23 +1,13 @@
-"""Studies: several variants of one base spec trained as ordinary jobs, and ranked.
+"""Studies: several variants of one base spec trained as ordinary jobs, and ranked: the request,
+the stored study and its leaderboard's rows."""
 
-A study names its variants, or a grid over spec fields that expands to their product; the
-preset ``article`` is the case study's six variants. Every variant is validated before any
-job is created, and a bad one is a 422 that names it.
-"""
-
-import itertools
-import math
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from shared.errors import FieldError, SpecInvalid
-from shared.jobs.submission import field_errors, resolve_submission
-from shared.models.presets import PRESETS, deep_merge
-from shared.models.spec import JobSpec, JobSubmission, LoggedMetric, SpecModel, cross_field_error
-from shared.settings import Settings
+from shared.models.jobs import JobStatus, StopReason
+from shared.models.spec import LoggedMetric, SpecModel, cross_field_error
 
 MAX_VARIANTS = 64
 GridPath = str
@@ -84,84 +74,15 @@ class StudyRecord(BaseModel):
     created_at: datetime
 
 
-def expand(request: StudyRequest, settings: Settings) -> list[tuple[str, JobSpec, str | None]]:
-    """Each variant's name, full spec and preset; ``SpecInvalid`` naming every bad variant."""
-    points = math.prod(len(values) for values in (request.grid or {}).values())
-    if points > MAX_VARIANTS:
-        raise SpecInvalid([FieldError("grid", f"{points} variants; a study has at most {MAX_VARIANTS}")])
-    submissions = _submissions(request)
-    expanded: list[tuple[str, JobSpec, str | None]] = []
-    errors: list[FieldError] = []
-    for name, where, body in submissions:
-        try:
-            submission = JobSubmission.model_validate(body)
-            spec = resolve_submission(submission, settings)
-        except ValidationError as exc:
-            errors += [
-                FieldError(f"{where}.{e.field}", f"{name}: {e.message}", e.type) for e in field_errors(exc)
-            ]
-            continue
-        except SpecInvalid as exc:
-            errors += [FieldError(f"{where}.{e.field}", f"{name}: {e.message}", e.type) for e in exc.errors]
-            continue
-        expanded.append((name, spec.model_copy(update={"name": spec.name or name}), submission.preset))
-    if errors:
-        raise SpecInvalid(errors)
-    return expanded
-
-
-def _submissions(request: StudyRequest) -> list[tuple[str, str, dict[str, Any]]]:
-    if request.preset == "article":
-        return [(name, f"preset.{name}", deep_merge(request.base, {"preset": name})) for name in PRESETS]
-    if request.variants is not None:
-        return [
-            (v.name, f"variants.{i}.overrides", deep_merge(request.base, v.overrides))
-            for i, v in enumerate(request.variants)
-        ]
-    assert request.grid is not None
-    check_grid_paths(request.grid)
-    paths = list(request.grid)
-    return [
-        (grid_name(paths, values), "grid", deep_merge(request.base, nested(paths, values)))
-        for values in itertools.product(*request.grid.values())
-    ]
-
-
-def check_grid_paths(grid: dict[GridPath, list[Any]]) -> None:
-    """Refuse grid paths that name no spec field, and empty value lists."""
-    errors = []
-    for path, values in grid.items():
-        if not _is_spec_path(path):
-            errors.append(FieldError(f"grid.{path}", "names no field of the job spec", "unknown_path"))
-        elif not values:
-            errors.append(FieldError(f"grid.{path}", "needs at least one value", "too_short"))
-    if errors:
-        raise SpecInvalid(errors)
-
-
-def _is_spec_path(path: str) -> bool:
-    model: Any = JobSpec
-    for part in path.split("."):
-        fields = getattr(model, "model_fields", None)
-        if not fields or part not in fields:
-            return False
-        model = fields[part].annotation
-        model = next((arg for arg in getattr(model, "__args__", ()) if hasattr(arg, "model_fields")), model)
-    return True
-
-
-def nested(paths: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
-    """``{"a.b": 1}`` as ``{"a": {"b": 1}}``, for every path."""
-    result: dict[str, Any] = {}
-    for path, value in zip(paths, values, strict=True):
-        *parents, leaf = path.split(".")
-        node = result
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return result
-
-
-def grid_name(paths: Sequence[str], values: Sequence[Any]) -> str:
-    """A variant's name from its grid point: ``l2=0.0001,dropout=0.25``."""
-    return ",".join(f"{path.rsplit('.', 1)[-1]}={value}" for path, value in zip(paths, values, strict=True))
+class LeaderboardRow(BaseModel):
+    rank: int
+    variant: str
+    job_id: str
+    status: JobStatus
+    best_value: float | None = Field(description="The objective's best value over the recorded epochs.")
+    best_epoch: int | None
+    test_accuracy: float | None
+    stopped_epoch: int | None
+    stop_reason: StopReason | None
+    gap_at_best: float | None = Field(description="Training minus validation accuracy at the best epoch.")
+    mean_epoch_seconds: float | None

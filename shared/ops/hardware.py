@@ -11,9 +11,8 @@ import shutil
 import subprocess
 from contextlib import suppress
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, Field
+from shared.models.devices import DeviceInfo, Gpu
 
 log = logging.getLogger(__name__)
 
@@ -24,27 +23,6 @@ FAKE_GPUS_ENV = "KJOBS_FAKE_GPUS"
 NVIDIA_SMI_QUERY = ["--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"]
 NVIDIA_SMI_TIMEOUT_SECONDS = 20.0
 MIB = 1024 * 1024
-
-
-class Gpu(BaseModel):
-    """One GPU of the machine."""
-
-    index: int = Field(description="The GPU's index, as CUDA_VISIBLE_DEVICES names it.")
-    name: str
-    memory_bytes: int
-
-
-class DeviceInfo(BaseModel):
-    """What a worker trains on."""
-
-    kind: Literal["cpu", "gpu"]
-    name: str = Field(description="The GPU's model, or the CPU's.")
-    memory_bytes: int | None = Field(
-        None, description="The GPU's memory, or the machine's for a CPU; null when unknown."
-    )
-    index: int | None = Field(
-        None, description="The GPU's index on its machine (as CUDA_VISIBLE_DEVICES names it); null for a CPU."
-    )
 
 
 class GpuListError(RuntimeError):

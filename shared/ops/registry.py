@@ -6,7 +6,7 @@ import time
 from pydantic import BaseModel, Field, field_validator
 from redis import Redis
 
-from shared.ops.hardware import DeviceInfo
+from shared.models.devices import DeviceInfo
 from shared.redis.keys import RedisKeys
 
 

@@ -5,24 +5,8 @@ import io
 from collections.abc import Sequence
 from statistics import fmean
 
-from pydantic import BaseModel, Field
-
-from shared.models.jobs import EpochRecord, JobRecord, JobStatus, StopReason
-from shared.models.studies import Objective, StudyRecord
-
-
-class LeaderboardRow(BaseModel):
-    rank: int
-    variant: str
-    job_id: str
-    status: JobStatus
-    best_value: float | None = Field(description="The objective's best value over the recorded epochs.")
-    best_epoch: int | None
-    test_accuracy: float | None
-    stopped_epoch: int | None
-    stop_reason: StopReason | None
-    gap_at_best: float | None = Field(description="Training minus validation accuracy at the best epoch.")
-    mean_epoch_seconds: float | None
+from shared.models.jobs import EpochRecord, JobRecord
+from shared.models.studies import LeaderboardRow, Objective, StudyRecord
 
 
 def row(variant: str, job: JobRecord, records: Sequence[EpochRecord], objective: Objective) -> LeaderboardRow:

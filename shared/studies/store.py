@@ -10,10 +10,10 @@ from redis.exceptions import WatchError
 
 from shared.jobs.store import JobStore
 from shared.models.jobs import JobRecord, JobStatus
+from shared.models.spec import QueueName
 from shared.models.studies import StudyRecord
 from shared.queue import send_training
 from shared.redis.codec import strings
-from shared.settings import QueueName
 
 log = logging.getLogger(__name__)
 

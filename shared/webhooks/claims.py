@@ -17,9 +17,10 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import WatchError
 
+from shared.models.webhooks import DeliveryAttempt
 from shared.redis.codec import strings
 from shared.redis.keys import RedisKeys
-from shared.webhooks.outbox import DeliveryAttempt, StoredDelivery
+from shared.webhooks.outbox import StoredDelivery
 
 T = TypeVar("T")
 LOST_ERROR = "its sender stopped before recording an answer"

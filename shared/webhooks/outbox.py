@@ -12,45 +12,16 @@ A job keeps at most ``MAX_DELIVERIES_PER_JOB`` deliveries: past that, epoch even
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
 from redis.client import Pipeline
 
 from shared.models.jobs import EpochRecord, JobRecord, Transition, new_job_id
-from shared.models.spec import NotifySpec, WebhookEvent
+from shared.models.spec import NotifySpec
+from shared.models.webhooks import Delivery, WebhookEvent
 from shared.redis.keys import RedisKeys
 
 MAX_DELIVERIES_PER_JOB = 500
-DeliveryOutcome = Literal["pending", "delivered", "failed"]
-AttemptOutcome = Literal["sending", "ok", "failed", "lost"]
-
-
-class DeliveryAttempt(BaseModel):
-    number: int = Field(description="1 for the first attempt of this delivery.")
-    started_at: datetime
-    outcome: AttemptOutcome = Field(
-        "sending",
-        description="`ok` (a 2xx answer), `failed`, `sending` while in flight, or `lost` when its "
-        "sender stopped before recording an answer.",
-    )
-    status_code: int | None = Field(None, description="The receiver's HTTP status, when it answered.")
-    error: str | None = Field(None, description="Why the attempt failed, when no 2xx answer came.")
-    duration_ms: float | None = None
-
-
-class Delivery(BaseModel):
-    """One event's delivery to a job's webhook and its attempts."""
-
-    id: str = Field(description="The delivery id, sent in the body and `X-KJobs-Delivery`.")
-    event: WebhookEvent
-    job_id: str
-    attempt: int = Field(description="The job's attempt the event belongs to.")
-    url: str
-    created_at: datetime
-    outcome: DeliveryOutcome = "pending"
-    next_attempt_at: datetime | None = Field(None, description="When a pending retry is due.")
-    attempts: list[DeliveryAttempt] = Field(default_factory=list)
 
 
 class StoredDelivery(Delivery):

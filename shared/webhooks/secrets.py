@@ -2,20 +2,14 @@
 
 import json
 import secrets
-from datetime import datetime
 
-from pydantic import BaseModel, Field
 from redis import Redis
 
 from shared.models.jobs import utc_now
+from shared.models.webhooks import WebhookSecret
 from shared.redis.keys import RedisKeys
 
 SECRET_PREFIX = "whsec_"
-
-
-class WebhookSecret(BaseModel):
-    secret: str = Field(description="The key of the HMAC-SHA256 signature of every webhook request.")
-    created_at: datetime
 
 
 class WebhookSecrets:

@@ -1,4 +1,4 @@
-"""Where webhooks may be sent: the form of a URL, and which addresses it may reach.
+"""Which addresses a webhook may reach (the spec checks its URL's form: ``shared.models.webhooks``).
 
 A multi-tenant service must not let one tenant make its workers POST into the network they
 run in (cloud metadata endpoints, Redis, internal services). Unless ``WEBHOOK_ALLOW_PRIVATE``
@@ -13,7 +13,6 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-MAX_URL_LENGTH = 2048
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -23,24 +22,6 @@ class TargetRefused(Exception):
     def __init__(self, message: str, transient: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
-
-
-def check_url_form(url: str) -> str:
-    """``url`` if it is an http(s) URL with a host and no credentials; ``ValueError`` if not."""
-    if any(char.isspace() or ord(char) < 0x20 for char in url):
-        raise ValueError("the URL must not contain spaces or control characters")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError("the URL must start with http:// or https://")
-    if "@" in parts.netloc:
-        raise ValueError("the URL must not carry credentials (user:password@); sign with the tenant secret")
-    if not parts.hostname:
-        raise ValueError("the URL needs a host")
-    try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when asked for it
-    except ValueError:
-        raise ValueError("the URL's port is not a number from 0 to 65535") from None
-    return url
 
 
 def is_public(address: IPAddress) -> bool:

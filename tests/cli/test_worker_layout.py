@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from cli.worker_layout import LayoutError, plan_workers
-from shared.ops.hardware import FAKE_GPUS_ENV, Gpu, GpuListError, list_gpus, parse_nvidia_smi
+from shared.models.devices import Gpu
+from shared.ops.hardware import FAKE_GPUS_ENV, GpuListError, list_gpus, parse_nvidia_smi
 
 TWO_H100 = "0:NVIDIA H100 80GB HBM3:81559,1:NVIDIA H100 80GB HBM3:81559"
 

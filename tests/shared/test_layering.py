@@ -1,11 +1,14 @@
-"""shared/ stays free of FastAPI and Keras; the API never loads TensorFlow or Keras."""
+"""The layers stay apart: shared/ is free of FastAPI and Keras, the API never loads TensorFlow
+or Keras, and the Python client needs nothing but httpx, pydantic and the models package."""
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+OUR_PACKAGES = ("api", "cli", "client", "shared", "worker")
 
 
 def imported_modules(package: str) -> set[str]:
@@ -20,10 +23,22 @@ def imported_modules(package: str) -> set[str]:
     return names
 
 
+def loaded_by(statement: str) -> set[str]:
+    """Every module a fresh interpreter has loaded after running ``statement``."""
+    probe = f"import json, sys; {statement}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout))
+
+
 def test_shared_imports_neither_fastapi_nor_keras() -> None:
     assert imported_modules("shared").isdisjoint(
         {"fastapi", "starlette", "keras", "tensorflow", "worker", "api"}
     )
+
+
+def test_the_models_package_imports_only_pydantic_and_the_standard_library() -> None:
+    third_party = imported_modules("shared/models") - set(sys.stdlib_module_names)
+    assert third_party <= {"pydantic", "pydantic_core", "shared"}
 
 
 def test_api_source_never_imports_keras_or_the_worker() -> None:
@@ -31,9 +46,21 @@ def test_api_source_never_imports_keras_or_the_worker() -> None:
 
 
 def test_loading_the_api_and_the_celery_app_loads_no_backend() -> None:
-    probe = (
-        "import sys, api.main, worker.celery_app, worker.tasks; "
-        "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    loaded = loaded_by("import api.main, worker.celery_app, worker.tasks")
+    assert loaded.isdisjoint({"keras", "tensorflow", "jax", "torch"})
+
+
+def test_the_client_loads_only_the_models_and_its_own_dependencies() -> None:
+    loaded = loaded_by("import client")
+    ours = {name for name in loaded if name.split(".")[0] in OUR_PACKAGES}
+    assert {name for name in ours if name.startswith("shared.")} <= {
+        name for name in ours if name.startswith("shared.models")
+    }
+    assert {name for name in ours if name.startswith("api.")} == {"api.schemas"}
+    assert {"redis", "numpy", "celery", "kombu", "keras", "tensorflow", "fastapi"}.isdisjoint(loaded)
+    # Whatever else it loads, httpx and pydantic load by themselves (pydantic once it builds a
+    # model with constraints); names with a leading underscore are the interpreter's own.
+    dependencies = loaded_by("import httpx, pydantic; pydantic.TypeAdapter(pydantic.conint(ge=0))")
+    tops = {name.split(".")[0] for name in loaded if not name.startswith("_")}
+    third_party = tops - set(sys.stdlib_module_names) - set(OUR_PACKAGES)
+    assert third_party - {name.split(".")[0] for name in dependencies} == set()

@@ -12,8 +12,9 @@ from shared.errors import SpecInvalid
 from shared.jobs.submission import resolve_submission
 from shared.models.presets import PRESETS
 from shared.models.spec import JobSpec, JobSubmission
-from shared.models.studies import StudyRequest, expand
+from shared.models.studies import StudyRequest
 from shared.settings import Settings
+from shared.studies.expansion import expand
 from shared.webhooks.signing import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
