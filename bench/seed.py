@@ -8,6 +8,7 @@ benchmark that wants a million records in a minute.
 
 from datetime import datetime, timedelta
 
+from shared.jobs import changes
 from shared.jobs.store import JobStore
 from shared.models.jobs import (
     EpochRecord,
@@ -20,7 +21,6 @@ from shared.models.jobs import (
     utc_now,
 )
 from shared.models.spec import JobSpec
-from shared.redis.codec import hset_json
 
 JOBS_PER_PIPELINE = 50
 
@@ -52,7 +52,7 @@ def finished_job(tenant: str, epochs: int, started: datetime) -> JobRecord:
     """A job of the baseline network that succeeded after ``epochs`` epochs."""
     spec = JobSpec.model_validate({"name": "seeded", "training": {"epochs": epochs}})
     finished = started + timedelta(seconds=8 * epochs + 1)
-    record = JobRecord.new(new_job_id(), tenant, spec, None).model_copy(
+    record = JobRecord.new(new_job_id(), tenant, spec, "cpu").model_copy(
         update={
             "status": JobStatus.SUCCEEDED,
             "attempt": 1,
@@ -81,11 +81,9 @@ def seed_jobs(store: JobStore, tenant: str, count: int, epochs: int) -> list[str
     epoch_json = [r.model_dump_json() for r in epoch_records(epochs, started)]
     for index in range(count):
         record = finished_job(tenant, epochs, started)
-        hset_json(pipe, keys.job(record.id), record.model_dump(mode="json", exclude={"transitions"}))
-        pipe.rpush(keys.transitions(record.id), *(t.model_dump_json() for t in record.transitions))
+        # The service's own writes of a new job (its record, transitions and indexes), then its epochs.
+        changes.creation(keys, record).queue_on(pipe)
         pipe.rpush(keys.epochs(record.id), *epoch_json)
-        pipe.zadd(keys.jobs_index(tenant), {record.id: 0})
-        pipe.zadd(keys.status_index(tenant, record.status.value), {record.id: 0})
         ids.append(record.id)
         if (index + 1) % JOBS_PER_PIPELINE == 0:
             pipe.execute()

@@ -10,7 +10,8 @@ import numpy as np
 from shared.artifacts import dataset_path
 from shared.datasets.formats import UploadedArrays
 from shared.errors import Conflict, FieldError, JobNotFound, SpecInvalid
-from shared.jobs.store import ACTIVE_OR_QUEUED, JobStore
+from shared.jobs.creation import ACTIVE_OR_QUEUED
+from shared.jobs.store import JobStore
 from shared.models.datasets import DatasetInfo
 from shared.models.jobs import JobRecord, new_job_id, utc_now
 from shared.models.spec import BUILTIN_DATASETS, JobSpec
@@ -82,11 +83,11 @@ class DatasetStore:
         dataset_path(self.artifacts_dir, dataset_id).unlink(missing_ok=True)
 
     def _active_jobs(self, tenant: str) -> list[JobRecord]:
-        ids: list[str] = []
-        for status in ACTIVE_OR_QUEUED:
-            ids += [
-                str(i) for i in self.store.redis.zrange(self.keys.status_index(tenant, status.value), 0, -1)
-            ]
+        ids = [
+            job_id
+            for status in ACTIVE_OR_QUEUED
+            for job_id in self.store.ids_in(self.keys.status_index(tenant, status.value))
+        ]
         return [job for job in self.store.get_many(ids) if job is not None]
 
     def check_spec(self, spec: JobSpec, tenant: str) -> None:

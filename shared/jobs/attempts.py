@@ -13,7 +13,8 @@ from typing import Any
 
 from redis.client import Pipeline
 
-from shared.jobs.store import JobStore, check_fence, epoch_ms
+from shared.jobs.changes import epoch_ms
+from shared.jobs.store import JobStore, check_fence
 from shared.models.jobs import ACTIVE_STATUSES, AttemptWorker, JobErrorInfo, JobRecord, JobStatus, StopReason
 from shared.redis.codec import strings
 

@@ -1,70 +1,67 @@
-"""A new job's checks and writes as one Redis script: the idempotency key, the tenant's quota of
-active jobs, then the job's commands, atomically and in one round trip.
+"""New jobs written atomically with their checks, in one Redis script: the idempotency key, the
+tenant's quota of active jobs, then the jobs' writes (``shared.redis.scripts.GUARDED_WRITES``).
 
 A WATCH transaction did the same, but every submission of a tenant changes the very indexes
 that the tenant's other submissions watch, so concurrent submissions of one tenant aborted one
 another and retried, each retry four more round trips: throughput fell as concurrency rose.
-A script runs alone, so it needs neither the watch nor a retry.
-
-The job's commands are the ones ``JobStore`` queues on a pipeline for any write (the record,
-its indexes, counters and webhook events), taken from that pipeline without running it, so
-they are written once, there.
+A script runs alone, so it needs neither the watch nor a retry, and a study's jobs are
+created together or not at all, against the quota they take together.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from redis import Redis
-from redis.client import Pipeline
 
-# KEYS: the tenant's active-job indexes (ARGV[1] of them), then the idempotency key if any.
-# ARGV: that count, the quota (-1 for none), then each command as its length and its words.
-_SCRIPT = """
-local indexes = tonumber(ARGV[1])
-if #KEYS > indexes then
-  local earlier = redis.call('GET', KEYS[indexes + 1])
-  if earlier then return {'replay', earlier} end
-end
-local limit = tonumber(ARGV[2])
-if limit >= 0 then
-  local active = 0
-  for i = 1, indexes do active = active + redis.call('ZCARD', KEYS[i]) end
-  if active >= limit then return {'quota', tostring(active)} end
-end
-local i = 3
-while i <= #ARGV do
-  local length = tonumber(ARGV[i])
-  redis.call(unpack(ARGV, i + 1, i + length))
-  i = i + length + 1
-end
-return {'created'}
-"""
+from shared.models.jobs import ACTIVE_STATUSES, JobStatus
+from shared.redis.keys import RedisKeys
+from shared.redis.scripts import GUARDED_WRITES
+from shared.redis.writes import Writes
+
+ACTIVE_OR_QUEUED = (JobStatus.QUEUED, *sorted(ACTIVE_STATUSES))
+"""The statuses a tenant's quota of active jobs counts."""
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An ``Idempotency-Key``, the hash of the request it came with, and how long to keep it."""
+
+    key: str
+    body_hash: str
+    ttl_seconds: int
+
+
+@dataclass(frozen=True)
+class Guards:
+    """What must hold for writes to run: the tenant stays within ``max_active`` (None: no
+    quota) with ``adding`` more jobs, and the key ``remembered`` (if any) is unused."""
+
+    tenant: str
+    adding: int
+    max_active: int | None = None
+    remembered: str | None = None
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the script did: ``created``; ``replay`` with the remembered value; or ``quota``
+    """What the script did: ``written``; ``replay`` with the remembered value; or ``quota``
     with the tenant's count of active jobs."""
 
     kind: str
     value: str | None = None
 
 
-class GuardedCreate:
-    """Runs a pipeline's queued commands only when the idempotency key is unused and the
-    tenant is under its quota."""
+class GuardedWrites:
+    """Runs writes only when their guards pass, atomically."""
 
-    def __init__(self, redis: Redis) -> None:
-        self.script = redis.register_script(_SCRIPT)
+    def __init__(self, redis: Redis, keys: RedisKeys) -> None:
+        self.script, self.keys = redis.register_script(GUARDED_WRITES), keys
 
-    def __call__(
-        self, writes: Pipeline, active: Sequence[str], max_active: int | None, remembered: str | None
-    ) -> Outcome:
-        words: list[Any] = [len(active), -1 if max_active is None else max_active]
-        # A pipeline keeps what it queued as (arguments, options); only the arguments are sent.
-        for arguments, _ in writes.command_stack:
-            words += [len(arguments), *arguments]
-        keys = [*active, *([remembered] if remembered else [])]
-        kind, *value = self.script(keys=keys, args=words)
+    def __call__(self, writes: Writes, guards: Guards) -> Outcome:
+        active = [self.keys.status_index(guards.tenant, status.value) for status in ACTIVE_OR_QUEUED]
+        remembered = [guards.remembered] if guards.remembered else []
+        keys = list(dict.fromkeys([*active, *remembered, *writes.keys()]))
+        numbers = {key: number for number, key in enumerate(keys, start=1)}
+        quota = -1 if guards.max_active is None else guards.max_active
+        head = [len(active), "1" if remembered else "0", quota, guards.adding]
+        kind, *value = self.script(keys=keys, args=[*head, *writes.script_words(numbers)])
         return Outcome(str(kind), str(value[0]) if value else None)

@@ -4,7 +4,6 @@ from collections.abc import Mapping, Sequence
 
 from shared.jobs.store import JobStore
 from shared.models.jobs import JobRecord, JobStatus
-from shared.redis.codec import strings
 
 _SCAN_FACTOR = 20  # ids read per requested item before a filtered page returns short
 
@@ -26,14 +25,14 @@ def list_jobs(
     tags = dict(tags or {})
     index = _index(store, tenant, statuses, tags)
     wanted, found, scanned = set(statuses), list[JobRecord](), 0
-    upper = f"({cursor}" if cursor else "+"
+    last = cursor
     while len(found) < limit and scanned < limit * _SCAN_FACTOR:
-        ids = strings(store.redis.zrevrangebylex(index, upper, "-", start=0, num=limit))
+        ids = store.ids_before(index, last, limit)
         if not ids:
             return found, None
         scanned += len(ids)
         for job_id, record in zip(ids, store.get_many(ids), strict=True):
-            upper = f"({job_id}"
+            last = job_id
             if (
                 record
                 and (not wanted or record.status in wanted)
@@ -42,7 +41,7 @@ def list_jobs(
                 found.append(record)
                 if len(found) == limit:
                     break
-    return found, upper[1:]
+    return found, last
 
 
 def _index(store: JobStore, tenant: str, statuses: Sequence[JobStatus], tags: Mapping[str, str]) -> str:

@@ -1,16 +1,20 @@
-"""JobStore: the only code that reads or writes job keys in Redis."""
+"""JobStore: the only code that reads or writes job keys in Redis.
+
+What each change writes is described in ``shared.jobs.changes``; the store decides how it is
+sent: new jobs by a script that checks their guards (``shared.jobs.creation``), every other
+change in a WATCH transaction fenced by the job's attempt and status.
+"""
 
 import json
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from redis import Redis
 from redis.client import Pipeline
-from redis.exceptions import WatchError
 
 from shared.errors import Conflict, InvalidTransition, JobNotFound, StaleAttempt, TooManyRequests
-from shared.jobs.creation import GuardedCreate
+from shared.jobs import changes
+from shared.jobs.creation import GuardedWrites, Guards, Idempotency
 from shared.models.jobs import (
     ACTIVE_STATUSES,
     NEXT_STATUSES,
@@ -19,28 +23,20 @@ from shared.models.jobs import (
     JobRecord,
     JobStatus,
     Progress,
-    Transition,
     utc_now,
 )
-from shared.ops import telemetry
-from shared.redis.codec import connect, decode, hset_json, strings
+from shared.redis.codec import decode, strings
+from shared.redis.connection import connect
 from shared.redis.keys import RedisKeys
+from shared.redis.scripts import CLAIM_DUE
+from shared.redis.watch import watched
+from shared.redis.writes import Writes
 from shared.settings import Settings
 from shared.webhooks import outbox
 
 T = TypeVar("T")
-ACTIVE_OR_QUEUED = (JobStatus.QUEUED, *sorted(ACTIVE_STATUSES))
 _EPOCH_FIELDS = ("attempt", "status", "progress", "tenant", "spec")
 """What ``append_epoch`` reads: the fence, the progress, and where to deliver the epoch."""
-
-
-@dataclass(frozen=True)
-class Idempotency:
-    """An ``Idempotency-Key``, the hash of the request it came with, and how long to keep it."""
-
-    key: str
-    body_hash: str
-    ttl_seconds: int
 
 
 class JobStore:
@@ -50,7 +46,8 @@ class JobStore:
         self.redis = redis
         self.keys = keys
         self.retention_seconds = retention_seconds
-        self._guarded_create = GuardedCreate(redis)
+        self._guarded = GuardedWrites(redis, keys)
+        self._claim_due = redis.register_script(CLAIM_DUE)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "JobStore":
@@ -67,36 +64,35 @@ class JobStore:
         ``TooManyRequests``. With ``idempotency``, a key already used for the same request
         returns the job it created, and one used for another request is a ``Conflict``.
         """
-        active = [self.keys.status_index(record.tenant, status.value) for status in ACTIVE_OR_QUEUED]
+        writes = changes.creation(self.keys, record)
         remembered = self.keys.idempotency(record.tenant, idempotency.key) if idempotency else None
-        writes = self.redis.pipeline(transaction=False)  # queued only: the script runs them
-        self._write_new(writes, record)
         if remembered and idempotency:
             memo = json.dumps({"job_id": record.id, "body": idempotency.body_hash})
-            writes.set(remembered, memo, ex=idempotency.ttl_seconds)
-        outcome = self._guarded_create(writes, active, max_active, remembered)
+            writes.set(remembered, memo, expire_seconds=idempotency.ttl_seconds)
+        outcome = self._guarded(writes, Guards(record.tenant, 1, max_active, remembered))
         if outcome.kind == "replay" and idempotency and outcome.value is not None:
             return self._replay(json.loads(outcome.value), idempotency), False
-        if outcome.kind == "quota":
-            message = f"the tenant has {outcome.value} queued or running jobs; the limit is {max_active}"
-            raise TooManyRequests(message, retry_after=30)
+        self._check_quota(outcome.kind, outcome.value, 1, max_active)
         return record, True
 
-    def _write_new(self, pipe: Pipeline, record: JobRecord) -> None:
-        hset_json(pipe, self.keys.job(record.id), record.model_dump(mode="json", exclude={"transitions"}))
-        for transition in record.transitions:
-            pipe.rpush(self.keys.transitions(record.id), transition.model_dump_json())
-        for index in self._indexes(record):
-            pipe.zadd(index, {record.id: 0})
-        telemetry.count_created(pipe, self.keys, record.status)
-        outbox.state_event(pipe, self.keys, record, record.transitions[-1])
+    def create_together(
+        self, tenant: str, records: Sequence[JobRecord], also: Writes, max_active: int | None = None
+    ) -> None:
+        """Store several new jobs of ``tenant`` and ``also`` (what groups them), all or none:
+        ``TooManyRequests`` when they would take the tenant past ``max_active`` active jobs."""
+        writes = Writes()
+        for record in records:
+            writes.extend(changes.creation(self.keys, record))
+        writes.extend(also)
+        outcome = self._guarded(writes, Guards(tenant, len(records), max_active))
+        self._check_quota(outcome.kind, outcome.value, len(records), max_active)
 
-    def active_count(self, tenant: str) -> int:
-        """The tenant's queued and running jobs."""
-        pipe = self.redis.pipeline(transaction=False)
-        for status in ACTIVE_OR_QUEUED:
-            pipe.zcard(self.keys.status_index(tenant, status.value))
-        return sum(int(count) for count in pipe.execute())
+    @staticmethod
+    def _check_quota(kind: str, active: str | None, adding: int, max_active: int | None) -> None:
+        if kind == "quota":
+            message = f"the tenant has {active} queued or running jobs; the limit is {max_active}"
+            more = "" if adding == 1 else f", which {adding} more would pass"
+            raise TooManyRequests(message + more, retry_after=30)
 
     def _replay(self, memo: dict[str, str], idempotency: Idempotency) -> JobRecord:
         if memo["body"] != idempotency.body_hash:
@@ -160,15 +156,38 @@ class JobStore:
 
     def transact(self, job_id: str, step: Callable[[Pipeline, JobRecord], T], *also_watch: str) -> T:
         """Run ``step`` on the job as it is now, atomically: it reads through the pipeline, then
-        queues its writes after ``pipe.multi()``. A concurrent write to the job (or to
-        ``also_watch``) makes it start over with what changed."""
-        with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(self.keys.job(job_id), *also_watch)  # type: ignore[no-untyped-call]
-                    return step(pipe, self._load(pipe, job_id))
-                except WatchError:
-                    continue
+        writes after ``pipe.multi()``. A concurrent write to the job (or to ``also_watch``)
+        makes it start over with what changed."""
+        return watched(
+            self.redis,
+            [self.keys.job(job_id), *also_watch],
+            lambda pipe: step(pipe, self._load(pipe, job_id)),
+        )
+
+    def write_transition(
+        self,
+        pipe: Pipeline,
+        current: JobRecord,
+        to: JobStatus,
+        attempt: int,
+        reason: str | None,
+        fields: Mapping[str, Any],
+        lease_seconds: float | None = None,
+    ) -> JobRecord:
+        """On a watching ``pipe``: write a status change (``changes.transition``) and return the
+        job as it became."""
+        record, writes = changes.transition(
+            self.keys,
+            current,
+            to,
+            attempt,
+            reason,
+            fields,
+            lease_seconds=lease_seconds,
+            retention_seconds=self.retention_seconds,
+        )
+        run(pipe, writes)
+        return record
 
     def append_epoch(self, job_id: str, record: EpochRecord, best: BestEpoch | None) -> bool:
         """Add the record of epoch ``record.epoch``, fenced by its attempt.
@@ -176,61 +195,32 @@ class JobStore:
         Returns False when that epoch is already recorded (a retried write), so every epoch is
         stored exactly once; an epoch past the next one is refused with ``StaleAttempt``.
         """
-        key, epochs = self.keys.job(job_id), self.keys.epochs(job_id)
-        with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key, epochs)  # type: ignore[no-untyped-call]
-                    current = self._read_fields(pipe, job_id, *_EPOCH_FIELDS)
-                    check_fence_fields(
-                        job_id, current["attempt"], JobStatus(current["status"]), record.attempt
-                    )
-                    recorded = int(pipe.llen(epochs))
-                    if recorded >= record.epoch:
-                        return False
-                    if recorded != record.epoch - 1:
-                        # Redis lost writes (a restart without them): this attempt's view is no longer
-                        # the job's; it stops, and the next attempt resumes from what was kept.
-                        raise StaleAttempt(
-                            f"job {job_id}: epoch {record.epoch} follows only {recorded} recorded"
-                        )
-                    progress = Progress(epoch=record.epoch, epochs=current["progress"]["epochs"])
-                    updates = {"progress": progress.model_dump(), "updated_at": utc_now().isoformat()}
-                    if best is not None:
-                        updates["best"] = best.model_dump()
-                    notify = current["spec"].get("notify")
-                    notice = outbox.plan_epoch_event(pipe, self.keys, job_id, notify)
-                    pipe.multi()
-                    pipe.rpush(epochs, record.model_dump_json())
-                    pipe.publish(self.keys.job_events(job_id), "epoch")
-                    hset_json(pipe, key, updates)
-                    telemetry.observe_epoch(pipe, self.keys, record.epoch_seconds)
-                    outbox.epoch_event(pipe, self.keys, notice, job_id, current["tenant"], record)
-                    pipe.execute()
-                    return True
-                except WatchError:
-                    continue
+        epochs = self.keys.epochs(job_id)
+
+        def step(pipe: Pipeline) -> bool:
+            current = self._read_fields(pipe, job_id, *_EPOCH_FIELDS)
+            check_fence_fields(job_id, current["attempt"], JobStatus(current["status"]), record.attempt)
+            recorded = int(pipe.llen(epochs))
+            if recorded >= record.epoch:
+                pipe.unwatch()
+                return False
+            if recorded != record.epoch - 1:
+                # Redis lost writes (a restart without them): this attempt's view is no longer
+                # the job's; it stops, and the next attempt resumes from what was kept.
+                raise StaleAttempt(f"job {job_id}: epoch {record.epoch} follows only {recorded} recorded")
+            progress = Progress(epoch=record.epoch, epochs=current["progress"]["epochs"])
+            updates = {"progress": progress.model_dump(), "updated_at": utc_now().isoformat()}
+            if best is not None:
+                updates["best"] = best.model_dump()
+            notice = outbox.plan_epoch_event(pipe, self.keys, job_id, current["spec"].get("notify"))
+            run(pipe, changes.epoch(self.keys, job_id, current["tenant"], record, updates, notice))
+            return True
+
+        return watched(self.redis, [self.keys.job(job_id), epochs], step)
 
     def epoch_records_json(self, job_id: str, after_epoch: int, limit: int) -> list[str]:
         """The stored JSON of epochs ``after_epoch + 1`` onwards, at most ``limit`` of them."""
         return strings(self.redis.lrange(self.keys.epochs(job_id), after_epoch, after_epoch + limit - 1))
-
-    def metrics_page(
-        self, job_id: str, after_epoch: int, limit: int
-    ) -> tuple[str, JobStatus, list[str], int]:
-        """In one round trip: the job's tenant and status, its stored JSON records after
-        ``after_epoch`` (at most ``limit``), and how many epochs are recorded in all.
-
-        Parses nothing but two short fields, so a poll that finds nothing new stays cheap.
-        """
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hmget(self.keys.job(job_id), ["tenant", "status"])
-        pipe.lrange(self.keys.epochs(job_id), after_epoch, after_epoch + limit - 1)
-        pipe.llen(self.keys.epochs(job_id))
-        (tenant, status), records, total = pipe.execute()
-        if tenant is None:
-            raise JobNotFound(job_id)
-        return json.loads(tenant), JobStatus(json.loads(status)), strings(records), int(total)
 
     def epoch_records(self, job_id: str, after_epoch: int = 0, limit: int = 100_000) -> list[EpochRecord]:
         """Parsed epoch records after ``after_epoch``."""
@@ -244,14 +234,14 @@ class JobStore:
             pipe.hgetall(self.keys.job(job_id))
         return [JobRecord.model_validate(decode(raw)) if raw else None for raw in pipe.execute()]
 
-    def _indexes(self, record: JobRecord) -> list[str]:
-        tenant = record.tenant
-        tag_indexes = [self.keys.tag_index(tenant, k, v) for k, v in record.spec.tags.items()]
-        return [
-            self.keys.jobs_index(tenant),
-            self.keys.status_index(tenant, record.status.value),
-            *tag_indexes,
-        ]
+    def ids_before(self, index: str, cursor: str | None, limit: int) -> list[str]:
+        """Up to ``limit`` job ids of a list index, newest first, older than ``cursor`` (an id)."""
+        upper = f"({cursor}" if cursor else "+"
+        return strings(self.redis.zrevrangebylex(index, upper, "-", start=0, num=limit))
+
+    def ids_in(self, index: str) -> list[str]:
+        """Every job id of a list index."""
+        return strings(self.redis.zrange(index, 0, -1))
 
     def _read_fields(self, pipe: Pipeline, job_id: str, *names: str) -> dict[str, Any]:
         values = pipe.hmget(self.keys.job(job_id), list(names))
@@ -259,91 +249,43 @@ class JobStore:
             raise JobNotFound(job_id)
         return {name: json.loads(str(value)) for name, value in zip(names, values, strict=True)}
 
-    def write_transition(
-        self,
-        pipe: Pipeline,
-        current: JobRecord,
-        to: JobStatus,
-        attempt: int,
-        reason: str | None,
-        fields: Mapping[str, Any],
-        lease_seconds: float | None = None,
-    ) -> JobRecord:
-        """Queue, after ``pipe.multi()``, the writes of a status change, and return the new record.
-
-        With ``lease_seconds`` the job's lease runs until then (a running attempt's, or a
-        requeued job's deadline to be picked up); a finished job is scheduled for deletion after
-        the retention time.
-        """
-        now = utc_now()
-        updates: dict[str, Any] = {"status": to.value, "attempt": attempt, "updated_at": now.isoformat()}
-        if to is JobStatus.RUNNING:
-            updates["started_at"] = now.isoformat()
-        if to.is_terminal():
-            updates["finished_at"] = now.isoformat()
-        updates.update(fields)
-        transition = Transition(status=to, at=now, attempt=attempt, reason=reason)
-        written = {**current.model_dump(mode="json"), **updates}
-        written["transitions"].append(transition.model_dump(mode="json"))
-        record = JobRecord.model_validate(written)
-        pipe.multi()
-        hset_json(pipe, self.keys.job(current.id), updates)
-        pipe.rpush(self.keys.transitions(current.id), transition.model_dump_json())
-        pipe.publish(self.keys.job_events(current.id), "state")
-        pipe.zrem(self.keys.status_index(current.tenant, current.status.value), current.id)
-        pipe.zadd(self.keys.status_index(current.tenant, to.value), {current.id: 0})
-        telemetry.count_transition(pipe, self.keys, current.status, to)
-        outbox.state_event(pipe, self.keys, record, transition)
-        if lease_seconds is not None:
-            pipe.zadd(self.keys.leases(), {current.id: epoch_ms(now.timestamp() + lease_seconds)})
-        elif to is JobStatus.QUEUED or to.is_terminal():
-            pipe.zrem(self.keys.leases(), current.id)
-        if to.is_terminal():
-            self._schedule_deletion(pipe, current.id, now.timestamp())
-        pipe.execute()
-        return record
-
-    def _schedule_deletion(self, pipe: Pipeline, job_id: str, finished: float) -> None:
-        # The retention sweep deletes the job and its files; expiry is the safety net, a day later.
-        pipe.zadd(self.keys.finished(), {job_id: epoch_ms(finished)})
-        job_keys = (self.keys.job(job_id), self.keys.transitions(job_id), self.keys.epochs(job_id))
-        for key in (*job_keys, *outbox.job_webhook_keys(self.keys, job_id)):
-            pipe.expire(key, self.retention_seconds + 86_400)
-
     def finished_before(self, cutoff: float, limit: int = 100) -> list[str]:
         """Ids of jobs that finished before ``cutoff`` (a Unix time), oldest first."""
         return strings(
-            self.redis.zrangebyscore(self.keys.finished(), "-inf", epoch_ms(cutoff), start=0, num=limit)
+            self.redis.zrangebyscore(
+                self.keys.finished(), "-inf", changes.epoch_ms(cutoff), start=0, num=limit
+            )
         )
+
+    def claim_endings(self, limit: int, hold_seconds: float) -> list[str]:
+        """Ids of ended jobs whose follow-ups are due, held for ``hold_seconds`` by the caller."""
+        return strings(self._claim_due(keys=[self.keys.endings()], args=[limit, int(hold_seconds * 1000)]))
+
+    def ending_settled(self, job_id: str) -> None:
+        """The job's follow-ups are done: it leaves the endings outbox."""
+        self.redis.zrem(self.keys.endings(), job_id)
 
     def purge(self, job_id: str) -> None:
         """Delete a job: its keys and its entries in every index.
 
         Watched, so that of two workers sweeping the same job only one uncounts it.
         """
-        with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(self.keys.job(job_id))  # type: ignore[no-untyped-call]
-                    try:
-                        record: JobRecord | None = self._load(pipe, job_id)
-                    except JobNotFound:
-                        record = None
-                    pipe.multi()
-                    pipe.delete(
-                        self.keys.job(job_id), self.keys.transitions(job_id), self.keys.epochs(job_id)
-                    )
-                    if record:
-                        for index in self._indexes(record):
-                            pipe.zrem(index, job_id)
-                        telemetry.count_purged(pipe, self.keys, record.status)
-                    pipe.zrem(self.keys.finished(), job_id)
-                    pipe.zrem(self.keys.leases(), job_id)
-                    outbox.forget_job(pipe, self.keys, job_id)
-                    pipe.execute()
-                    return
-                except WatchError:
-                    continue
+
+        def step(pipe: Pipeline) -> None:
+            try:
+                record: JobRecord | None = self._load(pipe, job_id)
+            except JobNotFound:
+                record = None
+            run(pipe, changes.deletion(self.keys, job_id, record))
+
+        watched(self.redis, [self.keys.job(job_id)], step)
+
+
+def run(pipe: Pipeline, writes: Writes) -> None:
+    """Send ``writes`` as the transaction of a watching ``pipe``."""
+    pipe.multi()
+    writes.queue_on(pipe)
+    pipe.execute()
 
 
 def check_fence(current: JobRecord, attempt: int | None) -> None:
@@ -357,8 +299,3 @@ def check_fence_fields(job_id: str, current: int, status: JobStatus, attempt: in
         raise StaleAttempt(
             f"job {job_id}: attempt {attempt} no longer runs it (attempt {current}, {status.value})"
         )
-
-
-def epoch_ms(seconds: float) -> int:
-    """A Unix time in whole milliseconds, the scores of the time-ordered sets."""
-    return int(seconds * 1000)

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
-from redis.client import Pipeline
 
 from shared.models.jobs import JobStatus
 from shared.redis.codec import strings
 from shared.redis.keys import RedisKeys
+from shared.redis.writes import Writes
 
 # Upper bounds (seconds) of the epoch duration histogram: from tiny test epochs to an epoch
 # of a large model on the CPU.
@@ -27,32 +27,32 @@ _EPOCH_SUM = "epoch_seconds:sum"
 _EPOCH_COUNT = "epoch_seconds:count"
 
 
-def count_created(pipe: Pipeline, keys: RedisKeys, status: JobStatus) -> None:
-    """Queue, inside a transaction, the counting of a newly submitted job."""
-    pipe.hincrby(keys.telemetry(), _SUBMITTED, 1)
-    pipe.hincrby(keys.telemetry(), _STATUS + status.value, 1)
+def count_created(writes: Writes, keys: RedisKeys, status: JobStatus) -> None:
+    """Count a newly submitted job, in the writes that create it."""
+    writes.hincrby(keys.telemetry(), _SUBMITTED, 1)
+    writes.hincrby(keys.telemetry(), _STATUS + status.value, 1)
 
 
-def count_transition(pipe: Pipeline, keys: RedisKeys, before: JobStatus, after: JobStatus) -> None:
-    """Queue the counting of a status change; a terminal one is a finished job of that outcome."""
-    pipe.hincrby(keys.telemetry(), _STATUS + before.value, -1)
-    pipe.hincrby(keys.telemetry(), _STATUS + after.value, 1)
+def count_transition(writes: Writes, keys: RedisKeys, before: JobStatus, after: JobStatus) -> None:
+    """Count of a status change; a terminal one is a finished job of that outcome."""
+    writes.hincrby(keys.telemetry(), _STATUS + before.value, -1)
+    writes.hincrby(keys.telemetry(), _STATUS + after.value, 1)
     if after.is_terminal():
-        pipe.hincrby(keys.telemetry(), _FINISHED + after.value, 1)
+        writes.hincrby(keys.telemetry(), _FINISHED + after.value, 1)
 
 
-def count_purged(pipe: Pipeline, keys: RedisKeys, status: JobStatus) -> None:
-    """Queue the uncounting of a deleted job from the jobs by status (the totals keep it)."""
-    pipe.hincrby(keys.telemetry(), _STATUS + status.value, -1)
+def count_purged(writes: Writes, keys: RedisKeys, status: JobStatus) -> None:
+    """Uncount of a deleted job from the jobs by status (the totals keep it)."""
+    writes.hincrby(keys.telemetry(), _STATUS + status.value, -1)
 
 
-def observe_epoch(pipe: Pipeline, keys: RedisKeys, seconds: float) -> None:
-    """Queue the recording of one epoch's duration in the histogram."""
+def observe_epoch(writes: Writes, keys: RedisKeys, seconds: float) -> None:
+    """Record one epoch's duration in the histogram."""
     bound = next((b for b in EPOCH_SECONDS_BUCKETS if seconds <= b), None)
     if bound is not None:
-        pipe.hincrby(keys.telemetry(), f"{_EPOCH_BUCKET}{bound:g}", 1)
-    pipe.hincrbyfloat(keys.telemetry(), _EPOCH_SUM, seconds)
-    pipe.hincrby(keys.telemetry(), _EPOCH_COUNT, 1)
+        writes.hincrby(keys.telemetry(), f"{_EPOCH_BUCKET}{bound:g}", 1)
+    writes.hincrbyfloat(keys.telemetry(), _EPOCH_SUM, seconds)
+    writes.hincrby(keys.telemetry(), _EPOCH_COUNT, 1)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,11 @@
-"""The whole Redis key schema. Only the store (``shared.jobs.store``, ``shared.ops.registry``) and the
-Celery app factory (for the broker's keys) use these names."""
+"""The whole Redis key schema, under one prefix.
+
+Only the stores issue Redis commands, each on the keys of its own concern: ``JobStore``,
+``AttemptStore``, the creation script and ``JobFeed`` (``shared.jobs``), ``StudyStore``,
+``DatasetStore``, ``KeyStore``, ``DeliveryClaims``, ``WebhookSecrets`` and the outbox
+(``shared.webhooks``), ``WorkerRegistry`` and ``Telemetry`` (``shared.ops``), and
+``shared.queue`` (the broker's keys, for Celery and for queue depths).
+"""
 
 from dataclasses import dataclass
 
@@ -41,6 +47,10 @@ class RedisKeys:
     def leases(self) -> str:
         """Sorted set: ids of running jobs, scored by when their attempt's lease expires (epoch ms)."""
         return f"{self.prefix}:leases"
+
+    def endings(self) -> str:
+        """Sorted set: ids of ended jobs whose follow-ups are due, scored by when (epoch ms)."""
+        return f"{self.prefix}:endings"
 
     def finished(self) -> str:
         """Sorted set: ids of finished jobs, scored by when they finished (epoch ms)."""

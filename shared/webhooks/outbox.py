@@ -1,7 +1,7 @@
 """The webhook outbox: deliveries written in the same Redis transaction as their event.
 
-The store calls these hooks where it writes a status change or an epoch record, so an event
-and its delivery are stored together or not at all, and survive any process's restart. Each
+The store adds these writes to those of a status change or an epoch record, so an event and
+its delivery are stored together or not at all, and survive any process's restart. Each
 job's deliveries wait in a queue in event order; a sorted set of due jobs tells the workers'
 deliverers which job has one to send (``shared.webhooks.claims``).
 
@@ -20,6 +20,7 @@ from shared.models.jobs import EpochRecord, JobRecord, Transition, new_job_id
 from shared.models.spec import NotifySpec
 from shared.models.webhooks import Delivery, WebhookEvent
 from shared.redis.keys import RedisKeys
+from shared.redis.writes import Writes
 
 MAX_DELIVERIES_PER_JOB = 500
 
@@ -36,8 +37,8 @@ class StoredDelivery(Delivery):
         return Delivery.model_validate(self.model_dump(exclude={"tenant", "body", "sender"}))
 
 
-def state_event(pipe: Pipeline, keys: RedisKeys, record: JobRecord, transition: Transition) -> None:
-    """After ``pipe.multi()``: queue the delivery of a status change, if the job asks for it."""
+def state_event(writes: Writes, keys: RedisKeys, record: JobRecord, transition: Transition) -> None:
+    """The delivery of a status change, if the job asks for it."""
     notify = record.spec.notify
     if notify is None or "state" not in notify.events:
         return
@@ -47,7 +48,7 @@ def state_event(pipe: Pipeline, keys: RedisKeys, record: JobRecord, transition: 
         "result": record.result.model_dump(mode="json") if record.result else None,
         "error": record.error.model_dump(mode="json") if record.error else None,
     }
-    _queue(pipe, keys, record.id, record.tenant, notify.url, "state", transition.attempt, data)
+    _queue(writes, keys, record.id, record.tenant, notify.url, "state", transition.attempt, data)
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,8 @@ class EpochNotice:
 
 
 def plan_epoch_event(pipe: Pipeline, keys: RedisKeys, job_id: str, notify: Any) -> EpochNotice | None:
-    """Before ``pipe.multi()``: whether the job (``notify`` is its spec's, as stored) wants epoch
-    events, and whether it has room for one more delivery."""
+    """Read on a watching ``pipe``, before its ``multi()``: whether the job (``notify`` is its
+    spec's, as stored) wants epoch events, and whether it has room for one more delivery."""
     if notify is None:
         return None
     spec = NotifySpec.model_validate(notify)
@@ -70,20 +71,20 @@ def plan_epoch_event(pipe: Pipeline, keys: RedisKeys, job_id: str, notify: Any) 
 
 
 def epoch_event(
-    pipe: Pipeline, keys: RedisKeys, notice: EpochNotice | None, job_id: str, tenant: str, record: EpochRecord
+    writes: Writes, keys: RedisKeys, notice: EpochNotice | None, job_id: str, tenant: str, record: EpochRecord
 ) -> None:
-    """After ``pipe.multi()``: queue the delivery of an epoch record as planned (or count it dropped)."""
+    """The delivery of an epoch record as planned (or its count as dropped)."""
     if notice is None:
         return
     if not notice.room:
-        pipe.hincrby(keys.webhook_counts(job_id), "dropped", 1)
+        writes.hincrby(keys.webhook_counts(job_id), "dropped", 1)
         return
     data = record.model_dump(mode="json")
-    _queue(pipe, keys, job_id, tenant, notice.url, "epoch", record.attempt, data)
+    _queue(writes, keys, job_id, tenant, notice.url, "epoch", record.attempt, data)
 
 
 def _queue(
-    pipe: Pipeline,
+    writes: Writes,
     keys: RedisKeys,
     job_id: str,
     tenant: str,
@@ -113,11 +114,11 @@ def _queue(
         created_at=now,
         body=json.dumps(body, separators=(",", ":")),
     )
-    pipe.hset(keys.webhook_deliveries(job_id), delivery_id, delivery.model_dump_json())
-    pipe.rpush(keys.webhook_queue(job_id), delivery_id)
-    pipe.hincrby(keys.webhook_counts(job_id), "created", 1)
-    # NX: a job already due (perhaps later, after a failed attempt) keeps its time.
-    pipe.zadd(keys.webhooks_due(), {job_id: int(now.timestamp() * 1000)}, nx=True)
+    writes.hset(keys.webhook_deliveries(job_id), {delivery_id: delivery.model_dump_json()})
+    writes.rpush(keys.webhook_queue(job_id), delivery_id)
+    writes.hincrby(keys.webhook_counts(job_id), "created", 1)
+    # A job already due (perhaps later, after a failed attempt) keeps its time.
+    writes.zadd(keys.webhooks_due(), {job_id: int(now.timestamp() * 1000)}, only_new=True)
 
 
 def job_webhook_keys(keys: RedisKeys, job_id: str) -> tuple[str, ...]:
@@ -125,8 +126,8 @@ def job_webhook_keys(keys: RedisKeys, job_id: str) -> tuple[str, ...]:
     return keys.webhook_deliveries(job_id), keys.webhook_queue(job_id), keys.webhook_counts(job_id)
 
 
-def forget_job(pipe: Pipeline, keys: RedisKeys, job_id: str) -> None:
-    """After ``pipe.multi()``: delete the job's deliveries and take it off the deliverers' sets."""
-    pipe.delete(*job_webhook_keys(keys, job_id))
-    pipe.zrem(keys.webhooks_due(), job_id)
-    pipe.zrem(keys.webhooks_claimed(), job_id)
+def forget_job(writes: Writes, keys: RedisKeys, job_id: str) -> None:
+    """Delete the job's deliveries and take it off the deliverers' sets."""
+    writes.delete(*job_webhook_keys(keys, job_id))
+    writes.zrem(keys.webhooks_due(), job_id)
+    writes.zrem(keys.webhooks_claimed(), job_id)

@@ -1,20 +1,27 @@
 """JobStore on a real Redis: records, transitions, fencing, epoch records and the job list."""
 
+import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from shared.errors import Conflict, InvalidTransition, JobNotFound, StaleAttempt, TooManyRequests
+from shared.jobs import changes
+from shared.jobs.creation import ACTIVE_OR_QUEUED, Idempotency
+from shared.jobs.feed import FeedPage, JobFeed
 from shared.jobs.listing import list_jobs
-from shared.jobs.store import Idempotency, JobStore
+from shared.jobs.store import JobStore
 from shared.models.jobs import JobRecord, JobStatus, new_job_id
 from shared.models.spec import JobSpec
+from shared.redis.connection import connect_async
+from shared.redis.writes import Writes
+from shared.settings import Settings
 from tests.helpers import epoch_record as epoch
 
 
 def stored_job(store: JobStore, tenant: str = "t1", **spec: object) -> JobRecord:
-    record = JobRecord.new(new_job_id(), tenant, JobSpec.model_validate(spec), None)
+    record = JobRecord.new(new_job_id(), tenant, JobSpec.model_validate(spec), "cpu")
     store.create(record)
     return record
 
@@ -82,14 +89,26 @@ def test_a_stale_attempt_cannot_append_epochs(store: JobStore) -> None:
     assert store.epoch_records(record.id) == []
 
 
-def test_metrics_page_returns_only_newer_records(store: JobStore) -> None:
+def test_a_feed_page_returns_only_newer_records(store: JobStore, settings_env: Settings) -> None:
     record = stored_job(store)
     store.change_status(record.id, JobStatus.RUNNING, new_attempt=True)
     for number in (1, 2, 3):
         store.append_epoch(record.id, epoch(number), None)
-    tenant, status, records, total = store.metrics_page(record.id, after_epoch=1, limit=1)
-    assert (tenant, status, total) == ("t1", JobStatus.RUNNING, 3)
-    assert [json.loads(r)["epoch"] for r in records] == [2]
+
+    async def read() -> FeedPage:
+        feed = JobFeed(connect_async(settings_env), store.keys)
+        try:
+            return await feed.page(record.id, after_epoch=1, limit=1)
+        finally:
+            await feed.redis.aclose()
+
+    page = asyncio.run(read())
+    assert (page.tenant, page.status, page.total) == ("t1", JobStatus.RUNNING, 3)
+    assert [json.loads(r)["epoch"] for r in page.records] == [2]
+
+
+def active_count(store: JobStore, tenant: str) -> int:
+    return sum(len(store.ids_in(store.keys.status_index(tenant, s.value))) for s in ACTIVE_OR_QUEUED)
 
 
 def test_list_is_newest_first_with_cursor_pages(store: JobStore) -> None:
@@ -113,7 +132,7 @@ def test_list_filters_by_status_tag_and_tenant(store: JobStore) -> None:
 
 
 def test_concurrent_submissions_of_one_tenant_keep_its_quota_exactly(store: JobStore) -> None:
-    records = [JobRecord.new(new_job_id(), "crowded", JobSpec.model_validate({}), None) for _ in range(24)]
+    records = [JobRecord.new(new_job_id(), "crowded", JobSpec.model_validate({}), "cpu") for _ in range(24)]
 
     def submit(record: JobRecord) -> bool:
         try:
@@ -124,7 +143,7 @@ def test_concurrent_submissions_of_one_tenant_keep_its_quota_exactly(store: JobS
     with ThreadPoolExecutor(max_workers=12) as pool:
         created = list(pool.map(submit, records))
     assert sum(created) == 5
-    assert store.active_count("crowded") == 5
+    assert active_count(store, "crowded") == 5
     kept = {record.id for record, made in zip(records, created, strict=True) if made}
     for record in records:
         if record.id in kept:
@@ -136,10 +155,42 @@ def test_concurrent_submissions_of_one_tenant_keep_its_quota_exactly(store: JobS
 
 def test_concurrent_submissions_with_one_idempotency_key_make_one_job(store: JobStore) -> None:
     memo = Idempotency("same-key", "body-hash", 60)
-    records = [JobRecord.new(new_job_id(), "retrying", JobSpec.model_validate({}), None) for _ in range(8)]
+    records = [JobRecord.new(new_job_id(), "retrying", JobSpec.model_validate({}), "cpu") for _ in range(8)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(lambda record: store.create(record, idempotency=memo), records))
     assert sum(created for _, created in answers) == 1
     assert len({job.id for job, _ in answers}) == 1
     with pytest.raises(Conflict):
         store.create(records[0], idempotency=Idempotency("same-key", "another-body", 60))
+
+
+def test_concurrent_groups_of_jobs_keep_the_quota_and_are_stored_whole(store: JobStore) -> None:
+    groups = [
+        [JobRecord.new(new_job_id(), "grouped", JobSpec.model_validate({}), "cpu") for _ in range(2)]
+        for _ in range(24)
+    ]
+
+    def create(group: list[JobRecord]) -> bool:
+        marker = Writes()
+        marker.set(store.keys.study(group[0].id), "a group")
+        try:
+            store.create_together("grouped", group, marker, max_active=5)
+        except TooManyRequests:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        created = list(pool.map(create, groups))
+    assert sum(created) == 2
+    assert active_count(store, "grouped") == 4
+    for group, made in zip(groups, created, strict=True):
+        assert bool(store.redis.exists(store.keys.study(group[0].id))) is made
+        assert [job is not None for job in store.get_many(job.id for job in group)] == [made, made]
+
+
+def test_the_creation_script_declares_every_key_it_touches(store: JobStore) -> None:
+    record = JobRecord.new(new_job_id(), "declared", JobSpec.model_validate({"tags": {"team": "a"}}), "cpu")
+    writes = changes.creation(store.keys, record)
+    touched = {command.key for command in writes.commands if command.key is not None}
+    assert touched == set(writes.keys())
+    assert store.keys.tag_index("declared", "team", "a") in touched
