@@ -1,6 +1,12 @@
 """The service's exceptions. The API maps each to one HTTP status in ``api/problems.py``."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from shared.models.spec import LAYER_OBJECT_TAG
 
 
 class KerasJobsError(Exception):
@@ -63,3 +69,20 @@ class ServiceUnavailable(KerasJobsError):
 
 class TrainingError(KerasJobsError):
     """Training cannot go on (data missing, loss not finite, ...); the message is for the user."""
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """A pydantic location as a dotted path (``model.hidden_layers.2.units``)."""
+    return ".".join(str(part) for part in loc if part != LAYER_OBJECT_TAG)
+
+
+def field_error(detail: ErrorDetails, loc_prefix_len: int = 0) -> FieldError:
+    """One pydantic error as a ``FieldError``; cross-field errors name their field in ``ctx``."""
+    ctx = detail.get("ctx") or {}
+    field = ctx.get("field") or field_path(detail["loc"][loc_prefix_len:]) or "body"
+    return FieldError(field=str(field), message=detail["msg"], type=detail["type"])
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    """Every error of a spec validation, with its field path."""
+    return [field_error(detail) for detail in exc.errors(include_url=False)]

@@ -25,6 +25,8 @@ from celery.signals import (
 )
 
 from shared.jobs.attempts import AttemptStore
+from shared.jobs.dispatch import Dispatch
+from shared.jobs.endings import Endings
 from shared.jobs.store import JobStore
 from shared.logs import configure_logging, job_context
 from shared.models.devices import DeviceInfo
@@ -32,6 +34,7 @@ from shared.models.jobs import AttemptWorker
 from shared.ops.registry import WorkerRegistry
 from shared.queue import create_celery_app
 from shared.settings import get_settings
+from shared.studies.store import StudyStore
 from worker.deliverer import Deliverer
 from worker.heartbeat import Heartbeat
 from worker.reaper import Reaper
@@ -56,6 +59,18 @@ def get_attempts() -> AttemptStore:
     """This process's job store, with the lease settings."""
     settings = get_settings()
     return AttemptStore(JobStore.from_settings(settings), settings.lease_seconds, settings.max_attempts)
+
+
+@lru_cache
+def get_dispatch() -> Dispatch:
+    """This process's sender of jobs to their queues."""
+    return Dispatch(get_attempts().store, app)
+
+
+@lru_cache
+def get_endings() -> Endings:
+    """This process's settler of ended jobs' follow-ups."""
+    return Endings(StudyStore(get_dispatch()), get_settings().artifacts_dir)
 
 
 _heartbeat: list[Heartbeat] = []
@@ -109,7 +124,7 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     queues = sorted(queue.name for queue in sender.app.amqp.queues.consume_from.values())
     attempts = get_attempts()
     registry = WorkerRegistry(attempts.store.redis, attempts.store.keys)
-    reaper = Reaper(attempts, sender.app, settings)
+    reaper = Reaper(attempts, get_dispatch(), get_endings(), settings)
     heartbeat = Heartbeat(
         registry, sender.hostname, queues, settings.worker_heartbeat_seconds, [reaper.run_once]
     )

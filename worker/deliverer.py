@@ -13,7 +13,7 @@ import uuid
 
 import httpx
 
-from shared.redis.codec import connect
+from shared.redis.connection import connect
 from shared.redis.keys import RedisKeys
 from shared.settings import Settings
 from shared.webhooks.claims import AttemptResult, Claim, DeliveryClaims

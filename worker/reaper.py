@@ -1,10 +1,11 @@
-"""Housekeeping that every worker runs with its heartbeat: lost attempts and old jobs.
+"""Housekeeping that every worker runs with its heartbeat: lost attempts, endings and old jobs.
 
 Any live worker settles a job whose lease expired (its worker was killed, ran out of memory
 or lost its network): it is requeued to resume from its last checkpoint, or, if it was being
 cancelled or has no attempts left, it ends with its last checkpoint as its model. A requeued
-job that no worker picked up in time has its message sent again. Finished jobs past the
-retention time are deleted with their files.
+job that no worker picked up in time has its message sent again. Ended jobs get their
+follow-ups (``shared.jobs.endings``). Finished jobs past the retention time are deleted with
+their files.
 """
 
 import logging
@@ -12,17 +13,15 @@ import shutil
 import time
 from pathlib import Path
 
-from celery import Celery
-
-from shared.artifacts import clear_checkpoints, job_dir, promote_checkpoint
+from shared.artifacts import job_dir, promote_checkpoint
 from shared.errors import JobNotFound
 from shared.jobs.attempts import AttemptStore
+from shared.jobs.dispatch import Dispatch
+from shared.jobs.endings import Endings
 from shared.jobs.store import JobStore
 from shared.logs import job_fields
 from shared.models.jobs import JobRecord, JobStatus
-from shared.queue import send_training
 from shared.settings import Settings
-from shared.studies.store import StudyStore, dispatch_study
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +46,20 @@ def keep_last_checkpoint(store: JobStore, artifacts_dir: Path, record: JobRecord
 
 
 class Reaper:
-    """Settles expired leases and deletes jobs past retention; safe to run in every worker."""
+    """Settles expired leases and due endings, and deletes jobs past retention; safe to run in
+    every worker."""
 
-    def __init__(self, attempts: AttemptStore, celery: Celery, settings: Settings) -> None:
-        self.attempts, self.store, self.celery, self.settings = attempts, attempts.store, celery, settings
+    def __init__(
+        self, attempts: AttemptStore, dispatch: Dispatch, endings: Endings, settings: Settings
+    ) -> None:
+        self.attempts, self.store, self.settings = attempts, attempts.store, settings
+        self.dispatch, self.endings = dispatch, endings
 
     def run_once(self) -> None:
-        """One pass over the expired leases and the finished jobs past retention."""
+        """One pass over the expired leases, the due endings and the finished jobs past retention."""
         for job_id in self.attempts.expired():
             self.settle(job_id)
+        self.endings.settle()
         for job_id in self.store.finished_before(time.time() - self.settings.retention_seconds):
             shutil.rmtree(job_dir(self.settings.artifacts_dir, job_id), ignore_errors=True)
             self.store.purge(job_id)
@@ -84,10 +88,4 @@ class Reaper:
                 extra=job_fields(job_id, settled.attempt),
             )
         if send:
-            send_training(self.celery, job_id, settled.spec.resources.queue or self.settings.default_queue)
-        if settled.status.is_terminal():
-            clear_checkpoints(self.settings.artifacts_dir, job_id)
-            if settled.study is not None:
-                dispatch_study(
-                    StudyStore(self.store, self.settings.default_queue), self.celery, settled.study.id
-                )
+            self.dispatch.send(settled)

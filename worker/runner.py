@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from shared.artifacts import clear_checkpoints
 from shared.errors import InvalidTransition, JobNotFound, KerasJobsError, StaleAttempt, TrainingError
 from shared.jobs.attempts import AttemptStore
 from shared.logs import set_attempt
@@ -58,13 +57,10 @@ def run_job(
             with_retries(finish, f"job {job_id}: finish", settings.redis_retry_seconds)
     except StaleAttempt as exc:
         log.warning("job %s: attempt %d replaced, stopping: %s", job_id, record.attempt, exc)
-        return
     except TRANSIENT as exc:
         # Redis stayed away past the retries: drop this attempt rather than fail the job; its
         # lease lapses and the reaper hands the job to an attempt that resumes from its checkpoint.
         log.error("job %s: attempt %d abandoned, Redis unavailable: %s", job_id, record.attempt, exc)
-        return
-    clear_checkpoints(settings.artifacts_dir, job_id)
 
 
 def train(record: JobRecord, attempts: AttemptStore, settings: Settings, lease: LeaseKeeper) -> Ending:
@@ -138,7 +134,6 @@ def end_overdue(record: JobRecord, attempts: AttemptStore, settings: Settings) -
         store.change_status(
             record.id, JobStatus.CANCELLED, attempt=record.attempt, reason=reason, fields=fields
         )
-        clear_checkpoints(settings.artifacts_dir, record.id)
     except (KerasJobsError, OSError) as exc:
         log.error("job %s: could not record the cancellation: %s", record.id, exc)
     finally:

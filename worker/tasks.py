@@ -2,11 +2,9 @@
 
 import logging
 
-from shared.jobs.store import JobStore
 from shared.queue import TRAIN_TASK
-from shared.settings import Settings, get_settings
-from shared.studies.store import StudyStore, dispatch_study
-from worker.celery_app import app, attempt_worker, current_heartbeat, get_attempts
+from shared.settings import get_settings
+from worker.celery_app import app, attempt_worker, current_heartbeat, get_attempts, get_endings
 from worker.runner import run_job
 
 log = logging.getLogger(__name__)
@@ -19,20 +17,13 @@ def train(job_id: str) -> None:
     heartbeat = current_heartbeat()
     if heartbeat is not None:
         heartbeat.set_job(job_id)
-    attempts, settings = get_attempts(), get_settings()
     try:
-        run_job(job_id, attempts, settings, attempt_worker())
+        run_job(job_id, get_attempts(), get_settings(), attempt_worker())
     finally:
         if heartbeat is not None:
             heartbeat.set_job(None)
-    let_study_go_on(job_id, attempts.store, settings)
-
-
-def let_study_go_on(job_id: str, store: JobStore, settings: Settings) -> None:
-    """If the job belonged to a study and has ended, send the study's next held jobs."""
+    # Its ending's follow-ups at once (its study goes on); the heartbeat settles what this misses.
     try:
-        record = store.get(job_id)
-        if record.study is not None and record.status.is_terminal():
-            dispatch_study(StudyStore(store, settings.default_queue), app, record.study.id)
-    except Exception as exc:  # a held job then waits for the next of its study's jobs to end
-        log.warning("job %s: could not dispatch its study's next jobs: %s", job_id, exc)
+        get_endings().settle()
+    except Exception as exc:
+        log.warning("job %s: endings not settled now: %s", job_id, exc)

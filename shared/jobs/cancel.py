@@ -1,4 +1,4 @@
-"""Status changes asked for by clients, decided against the job's current status."""
+"""A client's cancel of a job, decided against the job's current status."""
 
 from shared.errors import Conflict, InvalidTransition
 from shared.jobs.store import JobStore

@@ -1,50 +1,47 @@
-"""From what a client posts to the spec that is stored: presets, defaults and feasibility."""
+"""Submissions: from what a client posts to the job that is stored and sent (its preset, its
+queue and its feasibility checked at submit time), and the submission itself."""
 
-from collections.abc import Sequence
+import hashlib
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
-from shared.errors import FieldError, SpecInvalid
+from shared.datasets.store import DatasetStore
+from shared.errors import FieldError, SpecInvalid, field_errors
+from shared.jobs.creation import Idempotency
+from shared.jobs.dispatch import Dispatch
+from shared.models.jobs import JobRecord, new_job_id
 from shared.models.presets import PRESETS, deep_merge
-from shared.models.spec import LAYER_OBJECT_TAG, JobSpec, JobSubmission
+from shared.models.spec import JobSpec, JobSubmission, PresetName, QueueName
 from shared.settings import Settings
 from shared.webhooks.targets import submission_refusal
 
 
-def field_path(loc: Sequence[int | str]) -> str:
-    """A pydantic location as a dotted path (``model.hidden_layers.2.units``)."""
-    return ".".join(str(part) for part in loc if part != LAYER_OBJECT_TAG)
+@dataclass(frozen=True)
+class ResolvedJob:
+    """What a submission asks for: the full spec, the queue it goes to and its preset."""
+
+    spec: JobSpec
+    queue: QueueName
+    preset: PresetName | None = None
 
 
-def field_error(detail: ErrorDetails, loc_prefix_len: int = 0) -> FieldError:
-    """One pydantic error as a ``FieldError``; cross-field errors name their field in ``ctx``."""
-    ctx = detail.get("ctx") or {}
-    field = ctx.get("field") or field_path(detail["loc"][loc_prefix_len:]) or "body"
-    return FieldError(field=str(field), message=detail["msg"], type=detail["type"])
-
-
-def field_errors(exc: ValidationError) -> list[FieldError]:
-    """Every error of a spec validation, with its field path."""
-    return [field_error(detail) for detail in exc.errors(include_url=False)]
-
-
-def resolve_submission(submission: JobSubmission, settings: Settings) -> JobSpec:
-    """The full spec a submission asks for: its preset (if any) with the posted fields on top.
+def resolve_submission(submission: JobSubmission, settings: Settings) -> ResolvedJob:
+    """The full spec a submission asks for (its preset, if any, with the posted fields on top)
+    and its queue (the service's default when it names none).
 
     Raises ``SpecInvalid`` naming each bad field, including limits that make the job infeasible.
     """
     overrides = submission.model_dump(exclude_unset=True, exclude={"preset"})
     base = PRESETS[submission.preset].spec().model_dump() if submission.preset else {}
     spec = validate_spec(deep_merge(base, overrides))
-    if spec.resources.queue is None:
-        resources = spec.resources.model_copy(update={"queue": settings.default_queue})
-        spec = spec.model_copy(update={"resources": resources})
+    queue = spec.resources.queue or settings.default_queue
     check_feasible(spec, settings)
-    check_device_options(spec)
+    check_device_options(spec, queue)
     check_notify_target(spec, settings)
-    return spec
+    return ResolvedJob(spec, queue, submission.preset)
 
 
 def validate_spec(data: dict[str, Any]) -> JobSpec:
@@ -88,9 +85,9 @@ def check_feasible(spec: JobSpec, settings: Settings) -> None:
         raise SpecInvalid(errors)
 
 
-def check_device_options(spec: JobSpec) -> None:
+def check_device_options(spec: JobSpec, queue: QueueName) -> None:
     """Refuse mixed precision on the cpu queue: CPUs gain no speed from float16 and lose precision."""
-    if spec.training.mixed_precision and spec.resources.queue == "cpu":
+    if spec.training.mixed_precision and queue == "cpu":
         raise SpecInvalid(
             [
                 FieldError(
@@ -110,3 +107,38 @@ def check_notify_target(spec: JobSpec, settings: Settings) -> None:
     refusal = submission_refusal(spec.notify.url, settings.webhook_allow_private)
     if refusal is not None:
         raise SpecInvalid([FieldError("notify.url", refusal, "webhook_target")])
+
+
+def submit_job(
+    tenant: str,
+    submission: JobSubmission,
+    idempotency_key: str | None,
+    datasets: DatasetStore,
+    dispatch: Dispatch,
+    settings: Settings,
+) -> tuple[JobRecord, bool]:
+    """Check a submission, store its job within the tenant's quota, then send it to its queue.
+
+    Returns the job and whether it is new: with an ``Idempotency-Key`` already used for the same
+    body, the job that key created (and nothing is stored or sent).
+    """
+    resolved = resolve_submission(submission, settings)
+    datasets.check_spec(resolved.spec, tenant)
+    record = JobRecord.new(new_job_id(), tenant, resolved.spec, resolved.queue, resolved.preset)
+    memo = (
+        Idempotency(idempotency_key, body_hash(submission), settings.idempotency_seconds)
+        if idempotency_key
+        else None
+    )
+    stored, created = dispatch.store.create(
+        record, max_active=settings.max_active_jobs_per_tenant, idempotency=memo
+    )
+    if created:
+        dispatch.send_new(stored)
+    return stored, created
+
+
+def body_hash(submission: JobSubmission) -> str:
+    """A digest of what was asked for (fields as posted, in a canonical order)."""
+    canonical = json.dumps(submission.model_dump(mode="json", exclude_unset=True), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()

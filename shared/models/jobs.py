@@ -5,12 +5,12 @@ import threading
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Self
+from typing import Any, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from shared.models.devices import DeviceInfo
-from shared.models.spec import JobSpec
+from shared.models.spec import JobSpec, QueueName
 
 _last_id = [0, 0]  # (ms, random part) of this process's latest id
 _id_lock = threading.Lock()
@@ -141,6 +141,7 @@ class JobRecord(BaseModel):
     tenant: str
     preset: str | None = None
     spec: JobSpec
+    queue: QueueName = Field(description="The queue the job was sent to, resolved once at submission.")
     status: JobStatus
     stop_reason: StopReason | None = None
     attempt: int = 0
@@ -157,9 +158,23 @@ class JobRecord(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _queue_of_older_records(cls, data: Any) -> Any:
+        # Jobs stored by earlier versions had their queue resolved into their spec only.
+        if isinstance(data, dict) and "queue" not in data and isinstance(data.get("spec"), dict):
+            return {**data, "queue": data["spec"].get("resources", {}).get("queue") or "cpu"}
+        return data
+
     @classmethod
     def new(
-        cls, job_id: str, tenant: str, spec: JobSpec, preset: str | None, study: StudyMembership | None = None
+        cls,
+        job_id: str,
+        tenant: str,
+        spec: JobSpec,
+        queue: QueueName,
+        preset: str | None = None,
+        study: StudyMembership | None = None,
     ) -> Self:
         """A freshly submitted, queued job."""
         now = utc_now()
@@ -170,6 +185,7 @@ class JobRecord(BaseModel):
             tenant=tenant,
             preset=preset,
             spec=spec,
+            queue=queue,
             status=JobStatus.QUEUED,
             progress=progress,
             study=study,

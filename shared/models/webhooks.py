@@ -2,7 +2,7 @@
 deliveries with their attempts, and the tenant's signing secret."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
@@ -61,3 +61,26 @@ class Delivery(BaseModel):
 class WebhookSecret(BaseModel):
     secret: str = Field(description="The key of the HMAC-SHA256 signature of every webhook request.")
     created_at: datetime
+
+
+class WebhookSummary(BaseModel):
+    """A job's webhook deliveries, counted (`GET /v1/jobs/{id}/deliveries` lists them)."""
+
+    url: str
+    events: list[WebhookEvent]
+    created: int = Field(description="Deliveries queued so far, one per event.")
+    delivered: int = Field(description="Deliveries a 2xx answer acknowledged.")
+    failed: int = Field(description="Deliveries given up after their last attempt.")
+    pending: int = Field(description="Deliveries waiting to be sent or retried.")
+    dropped: int = Field(description="Epoch events not queued: the job reached its delivery limit.")
+
+    @classmethod
+    def of(cls, url: str, events: list[WebhookEvent], counts: dict[str, int]) -> Self:
+        """The summary of a job's delivery counters."""
+        pending = counts["created"] - counts["delivered"] - counts["failed"]
+        return cls(url=url, events=events, pending=pending, **counts)
+
+
+class DeliveryLog(BaseModel):
+    job_id: str
+    items: list[Delivery] = Field(description="The job's deliveries, oldest first, with their attempts.")

@@ -4,30 +4,31 @@ validated as a submission before any job is created; a bad one is a 422 that nam
 import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
 
-from shared.errors import FieldError, SpecInvalid
-from shared.jobs.submission import field_errors, resolve_submission
+from shared.errors import FieldError, SpecInvalid, field_errors
+from shared.jobs.submission import ResolvedJob, resolve_submission
 from shared.models.presets import PRESETS, deep_merge
 from shared.models.spec import JobSpec, JobSubmission
 from shared.models.studies import MAX_VARIANTS, GridPath, StudyRequest
 from shared.settings import Settings
 
 
-def expand(request: StudyRequest, settings: Settings) -> list[tuple[str, JobSpec, str | None]]:
-    """Each variant's name, full spec and preset; ``SpecInvalid`` naming every bad variant."""
+def expand(request: StudyRequest, settings: Settings) -> list[tuple[str, ResolvedJob]]:
+    """Each variant's name and job; ``SpecInvalid`` naming every bad variant."""
     points = math.prod(len(values) for values in (request.grid or {}).values())
     if points > MAX_VARIANTS:
         raise SpecInvalid([FieldError("grid", f"{points} variants; a study has at most {MAX_VARIANTS}")])
     submissions = _submissions(request)
-    expanded: list[tuple[str, JobSpec, str | None]] = []
+    expanded: list[tuple[str, ResolvedJob]] = []
     errors: list[FieldError] = []
     for name, where, body in submissions:
         try:
             submission = JobSubmission.model_validate(body)
-            spec = resolve_submission(submission, settings)
+            job = resolve_submission(submission, settings)
         except ValidationError as exc:
             errors += [
                 FieldError(f"{where}.{e.field}", f"{name}: {e.message}", e.type) for e in field_errors(exc)
@@ -36,7 +37,8 @@ def expand(request: StudyRequest, settings: Settings) -> list[tuple[str, JobSpec
         except SpecInvalid as exc:
             errors += [FieldError(f"{where}.{e.field}", f"{name}: {e.message}", e.type) for e in exc.errors]
             continue
-        expanded.append((name, spec.model_copy(update={"name": spec.name or name}), submission.preset))
+        named = job.spec.model_copy(update={"name": job.spec.name or name})
+        expanded.append((name, replace(job, spec=named)))
     if errors:
         raise SpecInvalid(errors)
     return expanded

@@ -1,19 +1,22 @@
 """Stored studies, and the dispatch that keeps at most ``max_parallel`` of a study's jobs queued
-or running: the rest wait in the study's pending list, and each job that ends lets the next go."""
+or running: the rest wait in the study's pending list, and each job that ends lets the next go
+(``shared.jobs.endings``)."""
 
+import contextlib
 import json
 import logging
+from collections.abc import Sequence
 
-from celery import Celery
 from redis.client import Pipeline
-from redis.exceptions import WatchError
 
-from shared.jobs.store import JobStore
+from shared.errors import Conflict
+from shared.jobs.cancel import cancel
+from shared.jobs.dispatch import Dispatch
 from shared.models.jobs import JobRecord, JobStatus
-from shared.models.spec import QueueName
 from shared.models.studies import StudyRecord
-from shared.queue import send_training
 from shared.redis.codec import strings
+from shared.redis.watch import watched
+from shared.redis.writes import Writes
 
 log = logging.getLogger(__name__)
 
@@ -21,22 +24,23 @@ log = logging.getLogger(__name__)
 class StudyStore:
     """Studies of one store's Redis: create, read, list, and dispatch their jobs."""
 
-    def __init__(self, store: JobStore, default_queue: QueueName) -> None:
-        self.store, self.keys, self.redis = store, store.keys, store.redis
-        self.default_queue = default_queue
+    def __init__(self, dispatch: Dispatch) -> None:
+        self.dispatch, self.store = dispatch, dispatch.store
+        self.keys, self.redis = self.store.keys, self.store.redis
 
-    def create(self, study: StudyRecord, jobs: list[JobRecord]) -> None:
-        """Store the study, its jobs (all queued) and the pending list of those not yet sent."""
-        for job in jobs:
-            self.store.create(job)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(self.keys.study(study.id), study.model_dump_json())
-        pipe.zadd(self.keys.studies_index(study.tenant), {study.id: 0})
-        pipe.delete(self.keys.study_pending(study.id))
+    def create(self, study: StudyRecord, jobs: Sequence[JobRecord], max_active: int | None) -> None:
+        """Store the study, its jobs (all queued) and the pending list of those its cap holds,
+        all at once and only if the tenant stays within ``max_active`` active jobs; then send
+        the jobs it does not hold."""
         held = [job.id for job in jobs[study.max_parallel :]] if study.max_parallel else []
+        writes = Writes()
+        writes.set(self.keys.study(study.id), study.model_dump_json())
+        writes.zadd(self.keys.studies_index(study.tenant), {study.id: 0})
         if held:
-            pipe.rpush(self.keys.study_pending(study.id), *held)
-        pipe.execute()
+            writes.rpush(self.keys.study_pending(study.id), *held)
+        self.store.create_together(study.tenant, jobs, writes, max_active)
+        for job in jobs[: len(jobs) - len(held)]:
+            self.dispatch.send_new(job)
 
     def get(self, study_id: str) -> StudyRecord | None:
         """The study, or None."""
@@ -56,50 +60,46 @@ class StudyStore:
         """Ids of the study's jobs held back by its parallelism cap."""
         return strings(self.redis.lrange(self.keys.study_pending(study_id), 0, -1))
 
-    def clear_pending(self, study_id: str) -> None:
-        """Forget the held jobs (the study is cancelled)."""
-        self.redis.delete(self.keys.study_pending(study_id))
+    def cancel(self, study: StudyRecord) -> None:
+        """Cancel every job of the study that has not ended; held jobs are never sent."""
+        self.redis.delete(self.keys.study_pending(study.id))
+        for job in study.jobs:
+            with contextlib.suppress(Conflict):  # it had ended already
+                cancel(self.store, job.job_id)
 
-    def dispatch(self, celery: Celery, study: StudyRecord) -> list[str]:
-        """Send held jobs while fewer than ``max_parallel`` of the study's jobs are in flight."""
-        if not study.max_parallel:
+    def let_go_on(self, study_id: str) -> list[str]:
+        """Send held jobs while fewer than ``max_parallel`` of the study's jobs are in flight;
+        the ids sent."""
+        study = self.get(study_id)
+        if study is None or not study.max_parallel:
             return []
         sent: list[str] = []
         while (job_id := self._take_next(study)) is not None:
             record = self.store.get(job_id)
             if record.status is JobStatus.QUEUED:
-                send_training(celery, job_id, record.spec.resources.queue or self.default_queue)
+                self.dispatch.send(record)
                 sent.append(job_id)
+                log.info("study %s: job %s sent", study_id, job_id)
         return sent
 
     def _take_next(self, study: StudyRecord) -> str | None:
         pending = self.keys.study_pending(study.id)
-        with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(pending, *(self.keys.job(job.job_id) for job in study.jobs))  # type: ignore[no-untyped-call]
-                    held = set(strings(pipe.lrange(pending, 0, -1)))
-                    in_flight = sum(
-                        1 for job in study.jobs if job.job_id not in held and self._active(pipe, job.job_id)
-                    )
-                    if not held or in_flight >= (study.max_parallel or len(study.jobs)):
-                        pipe.unwatch()
-                        return None
-                    pipe.multi()
-                    pipe.lpop(pending)
-                    (next_id,) = pipe.execute()
-                    return str(next_id)
-                except WatchError:
-                    continue
+
+        def step(pipe: Pipeline) -> str | None:
+            held = set(strings(pipe.lrange(pending, 0, -1)))
+            in_flight = sum(
+                1 for job in study.jobs if job.job_id not in held and self._active(pipe, job.job_id)
+            )
+            if not held or in_flight >= (study.max_parallel or len(study.jobs)):
+                pipe.unwatch()
+                return None
+            pipe.multi()
+            pipe.lpop(pending)
+            (next_id,) = pipe.execute()
+            return str(next_id)
+
+        return watched(self.redis, [pending, *(self.keys.job(job.job_id) for job in study.jobs)], step)
 
     def _active(self, pipe: Pipeline, job_id: str) -> bool:
         status = pipe.hget(self.keys.job(job_id), "status")
         return status is not None and not JobStatus(json.loads(str(status))).is_terminal()
-
-
-def dispatch_study(studies: StudyStore, celery: Celery, study_id: str) -> None:
-    """Let the study's next held jobs go, now that one of its jobs has ended."""
-    study = studies.get(study_id)
-    if study is not None:
-        for job_id in studies.dispatch(celery, study):
-            log.info("study %s: job %s sent", study_id, job_id)

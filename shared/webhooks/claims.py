@@ -17,7 +17,8 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import WatchError
 
-from shared.models.webhooks import DeliveryAttempt
+from shared.models.jobs import JobRecord
+from shared.models.webhooks import DeliveryAttempt, WebhookSummary
 from shared.redis.codec import strings
 from shared.redis.keys import RedisKeys
 from shared.webhooks.outbox import StoredDelivery
@@ -173,6 +174,11 @@ class DeliveryClaims:
         """The job's deliveries, oldest first."""
         raw = self.redis.hgetall(self.keys.webhook_deliveries(job_id))
         return sorted((StoredDelivery.model_validate_json(v) for v in raw.values()), key=lambda d: d.id)
+
+    def summary(self, job: JobRecord) -> WebhookSummary | None:
+        """The job's delivery counters, when its spec asks for webhooks."""
+        notify = job.spec.notify
+        return None if notify is None else WebhookSummary.of(notify.url, notify.events, self.counts(job.id))
 
     def counts(self, job_id: str) -> dict[str, int]:
         """The job's delivery counters: created, delivered, failed, dropped."""

@@ -15,7 +15,7 @@ from worker.checkpoints import Checkpointer, load_checkpoint
 
 
 def running_job(store: JobStore) -> str:
-    record = JobRecord.new(new_job_id(), "t1", JobSpec(), None)
+    record = JobRecord.new(new_job_id(), "t1", JobSpec(), "cpu")
     store.create(record)
     store.change_status(record.id, JobStatus.RUNNING, new_attempt=True)
     return record.id

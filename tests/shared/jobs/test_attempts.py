@@ -21,7 +21,7 @@ def attempts(store: JobStore) -> AttemptStore:
 
 
 def queued_job(store: JobStore) -> str:
-    record = JobRecord.new(new_job_id(), "t1", JobSpec(), None)
+    record = JobRecord.new(new_job_id(), "t1", JobSpec(), "cpu")
     store.create(record)
     return record.id
 

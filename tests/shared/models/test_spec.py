@@ -12,7 +12,7 @@ from shared.settings import Settings
 
 
 def resolve(body: dict[str, object], **settings: object) -> JobSpec:
-    return resolve_submission(JobSubmission.model_validate(body), Settings(**settings))  # type: ignore[arg-type]
+    return resolve_submission(JobSubmission.model_validate(body), Settings(**settings)).spec  # type: ignore[arg-type]
 
 
 def test_defaults_are_the_articles_network() -> None:
@@ -49,9 +49,11 @@ def test_preset_overrides_merge_deeply() -> None:
     assert spec.training.batch_size == 128
 
 
-def test_default_queue_comes_from_settings() -> None:
-    assert resolve({}, default_queue="gpu").resources.queue == "gpu"
-    assert resolve({"resources": {"queue": "cpu"}}, default_queue="gpu").resources.queue == "cpu"
+def test_the_queue_is_resolved_once_with_the_default_from_settings() -> None:
+    gpu_default = Settings(default_queue="gpu")  # type: ignore[call-arg]
+    assert resolve_submission(JobSubmission.model_validate({}), gpu_default).queue == "gpu"
+    asked = JobSubmission.model_validate({"resources": {"queue": "cpu"}})
+    assert resolve_submission(asked, gpu_default).queue == "cpu"
 
 
 def test_deep_merge_replaces_lists_and_scalars() -> None:

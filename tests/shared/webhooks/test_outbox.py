@@ -20,7 +20,7 @@ FAILED = AttemptResult(ok=False, duration_ms=1.0, status_code=500, error="HTTP 5
 def new_job(store: JobStore, events: list[str] | None = None) -> str:
     notify = None if events is None else {"url": URL, "events": events}
     spec = JobSpec.model_validate({"notify": notify, "training": {"epochs": 3}})
-    record, _ = store.create(JobRecord.new(new_job_id(), "acme", spec, None))
+    record, _ = store.create(JobRecord.new(new_job_id(), "acme", spec, "cpu"))
     return record.id
 
 

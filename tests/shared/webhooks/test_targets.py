@@ -156,7 +156,7 @@ def test_a_name_that_does_not_resolve_is_a_transient_refusal() -> None:
 
 def resolve(body: dict[str, Any], allow_private: bool) -> JobSpec:
     settings = Settings(webhook_allow_private=allow_private)  # type: ignore[call-arg]
-    return resolve_submission(JobSubmission.model_validate(body), settings)
+    return resolve_submission(JobSubmission.model_validate(body), settings).spec
 
 
 def test_submission_refuses_a_private_literal_address_unless_allowed() -> None:
@@ -176,7 +176,7 @@ def test_a_studys_base_notify_reaches_every_variant_and_is_checked() -> None:
             "grid": {"regularization.l2": [0.0, 1e-4]},
         }
     )
-    assert [spec.notify.url for _, spec, _ in expand(request, settings)] == [
+    assert [job.spec.notify.url for _, job in expand(request, settings)] == [
         "https://hooks.example.com/k"
     ] * 2  # type: ignore[union-attr]
     private = StudyRequest.model_validate(

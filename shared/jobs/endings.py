@@ -1,0 +1,58 @@
+"""What follows a job's ending, written once: its checkpoints are deleted (its model stays), and
+its study's next held jobs are sent.
+
+Every transition that ends a job (a worker's result, a cancel, the reaper's verdict on a lost
+worker) also enters the job in the endings outbox, in the same transaction
+(``shared.jobs.changes.ending``). Whoever settles an ending holds it while it does the
+follow-ups and takes it off the outbox only once they are done, so an ending whose process
+died in between is settled again when its hold ends; the follow-ups may run twice, and do no
+harm when they do. Every worker settles the outbox after each of its tasks and with each
+heartbeat.
+"""
+
+import logging
+from pathlib import Path
+
+from shared.artifacts import clear_checkpoints
+from shared.errors import JobNotFound
+from shared.logs import job_fields
+from shared.studies.store import StudyStore
+
+log = logging.getLogger(__name__)
+
+HOLD_SECONDS = 60.0
+"""How long an ending is held by the process settling it before another may take it."""
+BATCH = 100
+
+
+class Endings:
+    """Settles ended jobs: ``settle`` does the follow-ups of every ending that is due."""
+
+    def __init__(self, studies: StudyStore, artifacts_dir: Path) -> None:
+        self.studies, self.store, self.artifacts_dir = studies, studies.store, artifacts_dir
+
+    def settle(self) -> list[str]:
+        """Follow up every due ending; the ids of the jobs settled."""
+        settled: list[str] = []
+        while taken := self.store.claim_endings(BATCH, HOLD_SECONDS):
+            for job_id in taken:
+                try:
+                    self.follow_up(job_id)
+                except Exception as exc:  # held until its hold ends, then tried again
+                    log.warning("job %s: follow-ups failed: %s", job_id, exc, extra=job_fields(job_id))
+                    continue
+                self.store.ending_settled(job_id)
+                settled.append(job_id)
+            if len(taken) < BATCH:
+                break
+        return settled
+
+    def follow_up(self, job_id: str) -> None:
+        """What follows the ending of job ``job_id``."""
+        clear_checkpoints(self.artifacts_dir, job_id)
+        try:
+            study = self.store.get(job_id).study
+        except JobNotFound:  # deleted since: nothing of it is left to follow up
+            return
+        if study is not None:
+            self.studies.let_go_on(study.id)
