@@ -1,17 +1,18 @@
-"""ASGI middleware: body size limit, security headers, and CORS only where configured.
+"""ASGI middleware: request timing, CORS only where configured, security headers and the body
+size limit.
 
-Each reads the app's settings from ``app.state`` at request time, since settings are read
-when the app starts, not when it is made.
+Each reads the app's services (``api.services``) from the request's scope at request time,
+since settings are read when the app starts, not when it is made.
 """
 
-from typing import Any
+import time
 
-from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import PROBLEM_JSON
+from api.services import services_of
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -46,12 +47,14 @@ def added_headers(path: str) -> list[tuple[bytes, bytes]]:
     return SECURITY_HEADERS + API_ONLY_HEADERS
 
 
-def _settings(scope: Scope) -> Any:
-    return scope["app"].state.settings
-
-
 class BodyLimit:
-    """Refuses a request body over ``MAX_REQUEST_BYTES`` with a 413, before any route reads it."""
+    """Refuses a request body over ``MAX_REQUEST_BYTES`` (``MAX_UPLOAD_BYTES`` for an upload) with
+    a 413, before any route reads it.
+
+    A declared length is checked against the limit, and the server reads no more than it
+    declares. A chunked body declares none: it is read here, up to the limit, then handed on. A
+    request without a body (no length, not chunked) passes through untouched.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -60,12 +63,23 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        settings = _settings(scope)
+        declared, chunked = None, False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding":
+                chunked = True
+        if declared is None and not chunked:
+            await self.app(scope, receive, send)
+            return
+        settings = services_of(scope).settings
         uploading = scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/datasets"
         limit = settings.max_upload_bytes if uploading else settings.max_request_bytes
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            await _too_large(scope, receive, send, limit)
+        if declared is not None and not chunked:
+            if declared.isdigit() and int(declared) > limit:
+                await _too_large(scope, receive, send, limit)
+            else:
+                await self.app(scope, receive, send)
             return
         messages, size = [], 0
         while True:  # read the body now (at most the limit), then hand it on
@@ -127,7 +141,7 @@ class ConfiguredCORS:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._inner is None and scope["type"] == "http":
-            origins = _settings(scope).cors_origins
+            origins = services_of(scope).settings.cors_origins
             self._inner = (
                 self.app
                 if not origins
@@ -139,3 +153,36 @@ class ConfiguredCORS:
                 )
             )
         await (self._inner or self.app)(scope, receive, send)
+
+
+class RequestMetrics:
+    """Times every HTTP request into the app's request histogram, labelled by route template.
+
+    Labels use the matched route's template (``/v1/jobs/{job_id}``), never the raw path, so the
+    number of series stays bounded; an unmatched path counts as ``unmatched``. A streamed
+    answer (the event stream) is timed to its end.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            services_of(scope).request_seconds.labels(template, scope["method"], str(status)).observe(
+                time.perf_counter() - started
+            )

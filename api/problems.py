@@ -22,8 +22,8 @@ from shared.errors import (
     SpecInvalid,
     TooManyRequests,
     Unauthorized,
+    field_error,
 )
-from shared.jobs.submission import field_error
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,6 @@ process exposes the whole deployment's at ``GET /metrics``. Request latency is p
 (each is a scrape target of its own).
 """
 
-import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -17,15 +16,12 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.jobs.store import JobStore
 from shared.ops.registry import WorkerRegistry
 from shared.ops.telemetry import Telemetry
-from shared.queue import QUEUES
+from shared.queue import QUEUES, queue_depths
 
-# Kombu keeps a queue's messages of each priority step in a list of its own.
-_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 REQUEST_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -60,15 +56,8 @@ class DeploymentCollector(Collector):
 
     def _queue_depths(self) -> GaugeMetricFamily:
         depth = GaugeMetricFamily("kjobs_queue_depth", "Messages waiting in each queue.", labels=["queue"])
-        prefix = self.store.keys.broker_prefix()
-        pipe = self.store.redis.pipeline(transaction=False)
-        for queue in QUEUES:
-            for suffix in _PRIORITY_SUFFIXES:
-                pipe.llen(f"{prefix}{queue}{suffix}")
-        lengths = [int(n) for n in pipe.execute()]
-        steps = len(_PRIORITY_SUFFIXES)
-        for i, queue in enumerate(QUEUES):
-            depth.add_metric([queue], sum(lengths[i * steps : (i + 1) * steps]))
+        for queue, count in queue_depths(self.store.redis, self.store.keys).items():
+            depth.add_metric([queue], count)
         return depth
 
     def _live_workers(self) -> GaugeMetricFamily:
@@ -91,35 +80,3 @@ def request_histogram(registry: CollectorRegistry) -> Histogram:
         buckets=REQUEST_SECONDS_BUCKETS,
         registry=registry,
     )
-
-
-class RequestMetrics:
-    """Times every HTTP request into the app's request histogram, labelled by route template.
-
-    Labels use the matched route's template (``/v1/jobs/{job_id}``), never the raw path, so the
-    number of series stays bounded; an unmatched path counts as ``unmatched``. A streamed
-    answer (the event stream) is timed to its end.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started, status = time.perf_counter(), 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            histogram: Histogram = scope["app"].state.request_seconds
-            histogram.labels(template, scope["method"], str(status)).observe(time.perf_counter() - started)

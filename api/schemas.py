@@ -19,9 +19,9 @@ from shared.models.jobs import (
     StudyMembership,
     Transition,
 )
-from shared.models.spec import JobSpec
+from shared.models.spec import JobSpec, QueueName
 from shared.models.studies import LeaderboardRow, Objective, StudyJob
-from shared.models.webhooks import Delivery, WebhookEvent
+from shared.models.webhooks import WebhookSummary
 
 
 class JobLinks(BaseModel):
@@ -40,7 +40,7 @@ class JobSummary(BaseModel):
     status: JobStatus
     stop_reason: StopReason | None
     attempt: int = Field(description="Attempts started so far (0 while queued).")
-    queue: str | None
+    queue: QueueName = Field(description="The queue the job was sent to.")
     progress: Progress
     best: BestEpoch | None = Field(description="The best epoch so far by the monitored metric.")
     result: JobResult | None
@@ -61,34 +61,11 @@ class JobSummary(BaseModel):
                 **record.model_dump(exclude={"spec", "transitions", "tenant", "has_model"}),
                 "name": record.spec.name,
                 "tags": record.spec.tags,
-                "queue": record.spec.resources.queue,
+                "queue": record.queue,
                 "links": JobLinks(self=base, metrics=f"{base}/metrics", model=f"{base}/model"),
                 **extra,
             }
         )
-
-
-class WebhookSummary(BaseModel):
-    """A job's webhook deliveries, counted (`GET /v1/jobs/{id}/deliveries` lists them)."""
-
-    url: str
-    events: list[WebhookEvent]
-    created: int = Field(description="Deliveries queued so far, one per event.")
-    delivered: int = Field(description="Deliveries a 2xx answer acknowledged.")
-    failed: int = Field(description="Deliveries given up after their last attempt.")
-    pending: int = Field(description="Deliveries waiting to be sent or retried.")
-    dropped: int = Field(description="Epoch events not queued: the job reached its delivery limit.")
-
-    @classmethod
-    def of(cls, url: str, events: list[WebhookEvent], counts: dict[str, int]) -> Self:
-        """The summary of a job's delivery counters."""
-        pending = counts["created"] - counts["delivered"] - counts["failed"]
-        return cls(url=url, events=events, pending=pending, **counts)
-
-
-class DeliveryLog(BaseModel):
-    job_id: str
-    items: list[Delivery] = Field(description="The job's deliveries, oldest first, with their attempts.")
 
 
 class JobView(JobSummary):

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.jobs.feed import MAX_CONNECTIONS
 from shared.redis.codec import strings
+from shared.redis.connection import MAX_CONNECTIONS
 from shared.redis.keys import RedisKeys
 
 # The same kind of pool as the API's (shared.jobs.feed), so that neither refuses a request at 256

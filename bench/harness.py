@@ -25,7 +25,7 @@ from cli.processes import Child, spawn, terminate
 from cli.redis_server import LOCALHOST, free_port, wait_for_server
 from cli.stack import api_argv, worker_argv
 from shared.auth.keys import KeyStore
-from shared.redis.codec import connect
+from shared.redis.connection import connect
 from shared.redis.keys import RedisKeys
 from shared.settings import Settings
 

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shared.auth.keys import ApiKeyInfo, KeyStore
-from shared.redis.codec import connect
+from shared.redis.connection import connect
 from shared.redis.keys import RedisKeys
 from shared.settings import Settings, get_settings
 

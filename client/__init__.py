@@ -11,7 +11,6 @@ with KJobsClient() as jobs:  # KJOBS_URL and KJOBS_API_KEY from the environment
 """
 
 from api.schemas import (
-    DeliveryLog,
     Health,
     JobPage,
     JobSummary,
@@ -33,7 +32,7 @@ from shared.models.datasets import DatasetInfo
 from shared.models.jobs import EpochRecord, JobStatus
 from shared.models.spec import JobSpec, JobSubmission
 from shared.models.studies import StudyRequest
-from shared.models.webhooks import WebhookSecret
+from shared.models.webhooks import DeliveryLog, WebhookSecret
 
 __all__ = [
     "API_KEY_VARIABLE",

@@ -11,7 +11,6 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from api.schemas import (
-    DeliveryLog,
     Health,
     JobPage,
     JobSummary,
@@ -38,7 +37,7 @@ from client.transfer import (
 )
 from shared.models.datasets import DatasetInfo
 from shared.models.jobs import JobStatus
-from shared.models.webhooks import WebhookSecret
+from shared.models.webhooks import DeliveryLog, WebhookSecret
 
 T = TypeVar("T")
 

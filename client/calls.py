@@ -14,7 +14,6 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from api.schemas import (
-    DeliveryLog,
     Health,
     JobPage,
     JobView,
@@ -29,7 +28,7 @@ from shared.models.datasets import DatasetInfo
 from shared.models.jobs import JobStatus
 from shared.models.spec import JobSpec
 from shared.models.studies import StudyRequest
-from shared.models.webhooks import WebhookSecret
+from shared.models.webhooks import DeliveryLog, WebhookSecret
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

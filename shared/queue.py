@@ -4,15 +4,18 @@ The API sends tasks by name through an app made here, so it never imports the wo
 (or TensorFlow); the worker registers its tasks on an app made by the same factory.
 """
 
+from typing import get_args
+
 from celery import Celery
 from kombu import Queue  # type: ignore[attr-defined]
+from redis import Redis
 
 from shared.models.spec import QueueName
 from shared.redis.keys import RedisKeys
 from shared.settings import Settings
 
 TRAIN_TASK = "keras_jobs.train"
-QUEUES: tuple[QueueName, ...] = ("cpu", "gpu")
+QUEUES: tuple[QueueName, ...] = get_args(QueueName)
 
 
 def create_celery_app(settings: Settings) -> Celery:
@@ -54,6 +57,21 @@ def create_celery_app(settings: Settings) -> Celery:
         task_send_sent_event=True,
     )
     return app
+
+
+# Kombu keeps a queue's messages of each priority step in a list of its own.
+_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+
+
+def queue_depths(redis: Redis, keys: RedisKeys) -> dict[str, int]:
+    """Messages waiting in each queue of the broker."""
+    pipe = redis.pipeline(transaction=False)
+    for queue in QUEUES:
+        for suffix in _PRIORITY_SUFFIXES:
+            pipe.llen(f"{keys.broker_prefix()}{queue}{suffix}")
+    lengths = [int(n) for n in pipe.execute()]
+    steps = len(_PRIORITY_SUFFIXES)
+    return {queue: sum(lengths[i * steps : (i + 1) * steps]) for i, queue in enumerate(QUEUES)}
 
 
 def send_training(app: Celery, job_id: str, queue: QueueName) -> None:

@@ -5,7 +5,6 @@ way every key it writes is under a key prefix of its own, and only those keys ar
 """
 
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -21,10 +20,11 @@ from cli.worker_layout import celery_argv
 from shared.auth.keys import KeyStore
 from shared.jobs.store import JobStore
 from shared.ops.registry import WorkerRegistry
-from shared.redis.codec import connect
+from shared.redis.connection import connect
 from shared.redis.keys import RedisKeys
 from shared.settings import Settings, get_settings
 from tests.helpers import free_port, wait_for, write_learnable_dataset
+from tests.redis_server import RedisServer
 
 GIVEN_REDIS_URL = os.environ.get("REDIS_URL")
 REAL_DATASETS_DIR = os.environ.get("DATASETS_DIR")
@@ -42,15 +42,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if GIVEN_REDIS_URL:
         yield GIVEN_REDIS_URL
         return
-    binary = shutil.which("redis-server")
-    assert binary, "the tests need redis-server on PATH, or REDIS_URL"
-    port, folder = free_port(), tmp_path_factory.mktemp("redis")
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(folder)]
-    process = subprocess.Popen([*args, "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    wait_for(lambda: _answers(url), timeout=20, what="redis-server to start")
-    yield url
-    stop(process)
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -61,13 +58,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return bool(Redis.from_url(url, socket_connect_timeout=0.5).ping())
-    except Exception:
-        return False
 
 
 @pytest.fixture(scope="session")

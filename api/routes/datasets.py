@@ -4,16 +4,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
-from api.dependencies import JobIdPath, SettingsDep, StoreDep, TenantDep, check_job_id
+from api.dependencies import JobIdPath, ServicesDep, TenantDep, check_job_id
 from api.problems import CONFLICT_RESPONSE, PROBLEM_RESPONSES
 from shared.datasets.formats import read_upload
-from shared.datasets.store import DatasetStore
 from shared.models.datasets import DatasetInfo
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=PROBLEM_RESPONSES)
 
 
-@router.post("", status_code=201, response_model=DatasetInfo, summary="Upload a dataset")
+@router.post(
+    "", operation_id="upload_dataset", status_code=201, response_model=DatasetInfo, summary="Upload a dataset"
+)
 def upload_dataset(
     file: Annotated[
         list[UploadFile],
@@ -23,8 +24,7 @@ def upload_dataset(
         ),
     ],
     response: Response,
-    store: StoreDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     tenant: TenantDep,
     name: Annotated[str | None, Form(max_length=100, description="A label for people.")] = None,
     convert: Annotated[
@@ -34,32 +34,36 @@ def upload_dataset(
 ) -> DatasetInfo:
     """Check every image and label, then store the arrays where all workers read them."""
     files = {upload.filename or f"upload-{index}": upload.file.read() for index, upload in enumerate(file)}
-    arrays = read_upload(files, convert, settings.max_expanded_bytes)
-    info = DatasetStore(store, settings.artifacts_dir).save(tenant, name, arrays)
+    arrays = read_upload(files, convert, services.settings.max_expanded_bytes)
+    info = services.datasets.save(tenant, name, arrays)
     response.headers["Location"] = f"/v1/datasets/{info.id}"
     return info
 
 
-@router.get("", response_model=list[DatasetInfo], summary="List datasets")
-def list_datasets(store: StoreDep, settings: SettingsDep, tenant: TenantDep) -> list[DatasetInfo]:
+@router.get("", operation_id="list_datasets", response_model=list[DatasetInfo], summary="List datasets")
+def list_datasets(services: ServicesDep, tenant: TenantDep) -> list[DatasetInfo]:
     """The caller's uploaded datasets, newest first."""
-    return DatasetStore(store, settings.artifacts_dir).for_tenant(tenant)
+    return services.datasets.for_tenant(tenant)
 
 
-@router.get("/{dataset_id}", response_model=DatasetInfo, summary="Describe a dataset")
-def get_dataset(
-    dataset_id: JobIdPath, store: StoreDep, settings: SettingsDep, tenant: TenantDep
-) -> DatasetInfo:
+@router.get(
+    "/{dataset_id}", operation_id="get_dataset", response_model=DatasetInfo, summary="Describe a dataset"
+)
+def get_dataset(dataset_id: JobIdPath, services: ServicesDep, tenant: TenantDep) -> DatasetInfo:
     """Sample counts, classes and shape."""
     check_job_id(dataset_id)
-    return DatasetStore(store, settings.artifacts_dir).get(dataset_id, tenant)
+    return services.datasets.get(dataset_id, tenant)
 
 
-@router.delete("/{dataset_id}", status_code=204, responses=CONFLICT_RESPONSE, summary="Delete a dataset")
-def delete_dataset(
-    dataset_id: JobIdPath, store: StoreDep, settings: SettingsDep, tenant: TenantDep
-) -> Response:
+@router.delete(
+    "/{dataset_id}",
+    operation_id="delete_dataset",
+    status_code=204,
+    responses=CONFLICT_RESPONSE,
+    summary="Delete a dataset",
+)
+def delete_dataset(dataset_id: JobIdPath, services: ServicesDep, tenant: TenantDep) -> Response:
     """Delete it; refused (409) while a queued or running job uses it."""
     check_job_id(dataset_id)
-    DatasetStore(store, settings.artifacts_dir).delete(dataset_id, tenant)
+    services.datasets.delete(dataset_id, tenant)
     return Response(status_code=204)

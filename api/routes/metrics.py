@@ -1,18 +1,25 @@
-"""Per-epoch metrics of a job: a cursor read, a long poll, and a Server-Sent Events stream."""
+"""Per-epoch metrics of a job: a cursor read, a long poll, and a Server-Sent Events stream.
+
+A client following a job polls ``GET /v1/jobs/{id}/metrics?after_epoch=N`` again and again, so
+that route is kept cheap: one dependency checks the caller's key, counts the request and reads
+the page in a single Redis round trip, and the stored records are spliced into the answer
+without being parsed.
+"""
 
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api.dependencies import FeedDep, JobIdPath, SettingsDep, TenantDep, check_job_id
+from api.dependencies import BearerDep, JobIdPath, ServicesDep, TenantDep, check_job_id, read_as_caller
 from api.problems import PROBLEM_RESPONSES
 from api.schemas import MetricsPage
 from shared.errors import JobNotFound
-from shared.jobs.feed import FeedPage, JobFeed
+from shared.jobs.feed import FeedPage, JobFeed, PageQuery
 from shared.models.spec import MAX_EPOCHS
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
@@ -20,28 +27,46 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES
 KEEP_ALIVE_SECONDS = 15.0
 MAX_WAIT_SECONDS = 60
 
+AfterEpoch = Annotated[int, Query(ge=0, le=MAX_EPOCHS, description="Return only epochs after this one.")]
+PageLimit = Annotated[int | None, Query(ge=1, le=MAX_EPOCHS, description="Most records to return (capped).")]
 
-async def owned_page(feed: JobFeed, job_id: str, tenant: str, after_epoch: int, limit: int) -> FeedPage:
-    """The job's page after ``after_epoch``; 404 for an id of another tenant."""
+
+@dataclass(frozen=True)
+class Polled:
+    """A page the caller may read, and what it asked for."""
+
+    query: PageQuery
+    page: FeedPage
+
+
+async def polled_page(
+    job_id: JobIdPath,
+    services: ServicesDep,
+    credentials: BearerDep,
+    after_epoch: AfterEpoch = 0,
+    limit: PageLimit = None,
+) -> Polled:
+    """The caller's page of the job's records: its key checked and the page read at once; 404 for
+    a job it does not have."""
     check_job_id(job_id)
-    page = await feed.page(job_id, after_epoch, limit)
+    cap = services.settings.metrics_page_limit
+    query = PageQuery(job_id, after_epoch, min(limit or cap, cap))
+    tenant, found = await read_as_caller(services, credentials, query)
+    page = found.page_of(job_id)
     if page.tenant != tenant:
         raise JobNotFound(job_id)
-    return page
+    return Polled(query, page)
 
 
-@router.get("/{job_id}/metrics", response_model=MetricsPage, summary="Epoch records after a cursor")
-async def job_metrics(
-    job_id: JobIdPath,
-    feed: FeedDep,
-    tenant: TenantDep,
-    settings: SettingsDep,
-    after_epoch: Annotated[
-        int, Query(ge=0, le=MAX_EPOCHS, description="Return only epochs after this one.")
-    ] = 0,
-    limit: Annotated[
-        int | None, Query(ge=1, le=MAX_EPOCHS, description="Most records to return (capped).")
-    ] = None,
+@router.get(
+    "/{job_id}/metrics",
+    operation_id="get_job_metrics",
+    response_model=MetricsPage,
+    summary="Epoch records after a cursor",
+)
+async def get_job_metrics(
+    polled: Annotated[Polled, Depends(polled_page)],
+    services: ServicesDep,
     wait: Annotated[
         int,
         Query(
@@ -53,58 +78,51 @@ async def job_metrics(
 
     With `wait`, an answer with nothing new waits until a record arrives or the job ends.
     """
-    page_limit = min(limit or settings.metrics_page_limit, settings.metrics_page_limit)
-    page = await owned_page(feed, job_id, tenant, after_epoch, page_limit)
+    query, page = polled.query, polled.page
     if wait and not page.records and not page.status.is_terminal():
-        page = await wait_for_news(
-            feed, job_id, after_epoch, page_limit, min(wait, settings.long_poll_max_seconds)
-        )
-    return page_response(job_id, after_epoch, page)
+        seconds = min(wait, services.settings.long_poll_max_seconds)
+        page = await wait_for_news(services.feed, query, seconds)
+    return Response(page_body(query, page), media_type="application/json")
 
 
-def page_body(job_id: str, after_epoch: int, page: FeedPage) -> str:
+def page_body(query: PageQuery, page: FeedPage) -> str:
     """A ``MetricsPage`` as JSON. The records are stored as JSON already: they are spliced in
     rather than parsed and encoded again."""
-    last_epoch = after_epoch + len(page.records)
+    last_epoch = query.after_epoch + len(page.records)
     return (
-        f'{{"job_id":"{job_id}","status":"{page.status.value}","records":[{",".join(page.records)}],'
+        f'{{"job_id":"{query.job_id}","status":"{page.status.value}","records":[{",".join(page.records)}],'
         f'"last_epoch":{last_epoch},"has_more":{"true" if page.total > last_epoch else "false"}}}'
     )
 
 
-def page_response(job_id: str, after_epoch: int, page: FeedPage) -> Response:
-    """A ``MetricsPage`` answer."""
-    return Response(page_body(job_id, after_epoch, page), media_type="application/json")
-
-
-async def wait_for_news(feed: JobFeed, job_id: str, after_epoch: int, limit: int, seconds: float) -> FeedPage:
-    """Block (without polling) until the job has a record after ``after_epoch``, ends, or time is up."""
+async def wait_for_news(feed: JobFeed, query: PageQuery, seconds: float) -> FeedPage:
+    """Block (without polling) until the job has a record after the cursor, ends, or time is up."""
     deadline = asyncio.get_running_loop().time() + seconds
-    async with feed.changes(job_id) as changed:
-        page = await feed.page(job_id, after_epoch, limit)
+    async with feed.changes(query.job_id) as changed:
+        page = await feed.page(query.job_id, query.after_epoch, query.limit)
         while not page.records and not page.status.is_terminal():
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 break
             if await changed(remaining):
-                page = await feed.page(job_id, after_epoch, limit)
+                page = await feed.page(query.job_id, query.after_epoch, query.limit)
     return page
 
 
 @router.get(
     "/{job_id}/events",
+    operation_id="stream_job_events",
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Epoch records and status changes"}
     },
     summary="Follow a job as Server-Sent Events",
 )
-async def job_events(
+async def stream_job_events(
     job_id: JobIdPath,
     request: Request,
-    feed: FeedDep,
+    services: ServicesDep,
     tenant: TenantDep,
-    settings: SettingsDep,
     last_event_id: Annotated[
         str | None, Header(description="Resume after this epoch (the id of the last event received).")
     ] = None,
@@ -114,19 +132,22 @@ async def job_events(
     Reconnecting with `Last-Event-ID` resumes after that epoch. A comment line keeps the
     connection alive while nothing happens.
     """
-    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    await owned_page(feed, job_id, tenant, after, 1)  # 404 before the stream starts
-    stream = events(feed, job_id, min(after, MAX_EPOCHS), settings.metrics_page_limit, request)
+    check_job_id(job_id)
+    after = min(int(last_event_id), MAX_EPOCHS) if last_event_id and last_event_id.isdigit() else 0
+    if (await services.feed.page(job_id, after, 1)).tenant != tenant:  # 404 before the stream starts
+        raise JobNotFound(job_id)
+    query = PageQuery(job_id, after, services.settings.metrics_page_limit)
+    stream = events(services.feed, query, request)
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
 
-async def events(feed: JobFeed, job_id: str, after: int, limit: int, request: Request) -> AsyncIterator[str]:
+async def events(feed: JobFeed, query: PageQuery, request: Request) -> AsyncIterator[str]:
     """The event stream of one client: woken by the job's changes, never polling Redis idle."""
-    status = None
+    job_id, after, status = query.job_id, query.after_epoch, None
     async with feed.changes(job_id) as changed:
         while True:
-            page = await feed.page(job_id, after, limit)
+            page = await feed.page(job_id, after, query.limit)
             for record in page.records:
                 after += 1
                 yield f"id: {after}\nevent: epoch\ndata: {record}\n\n"

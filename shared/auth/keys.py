@@ -9,14 +9,12 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from pydantic import BaseModel
 from redis import Redis
-from redis.asyncio import Redis as AsyncRedis
 
 from shared.models.jobs import utc_now
 from shared.redis.codec import strings
@@ -44,8 +42,14 @@ class Caller:
     requests_in_window: int
 
 
-LOOKUP_REPLIES = 3
-"""How many replies ``KeyStore.queue_lookup`` adds to a pipeline."""
+@dataclass(frozen=True)
+class KeyLookup:
+    """The Redis keys of one key check: the key's record and its rate counter, which lives
+    ``counter_seconds`` (two windows)."""
+
+    record: str
+    counter: str
+    counter_seconds: int
 
 
 def parse_token(token: str) -> tuple[str, str] | None:
@@ -102,43 +106,15 @@ class KeyStore:
         pipe.execute()
         return info, f"kj_{key_id}_{secret}"
 
-    def authenticate(self, token: str, window_seconds: int) -> Caller | None:
-        """The caller a key belongs to, counting this request in its rate window; None when the
-        key is malformed, unknown or revoked."""
-        parts = parse_token(token)
-        if parts is None:
-            return None
-        pipe = self.redis.pipeline(transaction=False)
-        self.queue_lookup(pipe, parts[0], window_seconds)
-        return self.caller(parts, pipe.execute())
-
-    async def authenticate_async(self, redis: AsyncRedis, token: str, window_seconds: int) -> Caller | None:
-        """``authenticate`` on an asyncio client (of the same Redis), so that the API checks a
-        key without handing the request to a thread."""
-        parts = parse_token(token)
-        if parts is None:
-            return None
-        pipe = redis.pipeline(transaction=False)
-        self.queue_lookup(pipe, parts[0], window_seconds)
-        return self.caller(parts, await pipe.execute())
-
-    def queue_lookup(self, pipe: Any, key_id: str, window_seconds: int) -> None:
-        """Queue on a pipeline (sync or asyncio) the key's record, and this request's count in
-        its rate window: ``LOOKUP_REPLIES`` replies, which ``caller`` reads."""
-        counter, expiry = self.rate_counter(key_id, window_seconds)
-        pipe.hgetall(self.keys.api_key(key_id))
-        pipe.incr(counter)
-        pipe.expire(counter, expiry)
-
-    def rate_counter(self, key_id: str, window_seconds: int) -> tuple[str, int]:
-        """The Redis key counting this window's requests of a key, and the seconds it lives."""
-        return self.keys.rate(key_id, int(time.time()) // window_seconds), window_seconds * 2
+    def lookup(self, key_id: str, window_seconds: int) -> "KeyLookup":
+        """Where a key's record is, and the counter of this window's requests with it."""
+        window = int(time.time()) // window_seconds
+        return KeyLookup(self.keys.api_key(key_id), self.keys.rate(key_id, window), window_seconds * 2)
 
     @staticmethod
-    def caller(parts: tuple[str, str], replies: Sequence[Any]) -> Caller | None:
-        """The caller of a parsed key from the replies ``queue_lookup`` queued; None unless the
-        key is known and not revoked."""
-        record, count, _ = replies
+    def caller(parts: tuple[str, str], record: dict[str, str], count: int) -> Caller | None:
+        """The caller of a parsed key, from its stored record and this window's request count;
+        None unless the key is known, not revoked, and its secret matches."""
         return _caller(parts[0], parts[1], record, count)
 
     def list(self) -> list[ApiKeyInfo]:

@@ -1,26 +1,20 @@
-"""Following a job without polling Redis in a loop: its epoch records read by cursor, and a
-pub/sub channel that wakes a waiting reader when the job records an epoch or changes status."""
+"""The API's reads on its asyncio Redis client: a caller's key, a page of a job's epoch records,
+or both in one round trip (``shared.redis.scripts.KEY_AND_PAGE``), and a pub/sub channel that
+wakes a waiting reader when the job records an epoch or changes status."""
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 
+from shared.auth.keys import Caller, KeyLookup, KeyStore, parse_token
 from shared.errors import JobNotFound
 from shared.models.jobs import JobStatus
-from shared.redis.codec import client_options
 from shared.redis.keys import RedisKeys
-from shared.settings import Settings
-
-MAX_CONNECTIONS = 1000
-"""Redis connections one API process may open: far below Redis's default limit of 10,000."""
+from shared.redis.scripts import KEY_AND_PAGE
 
 
 @dataclass(frozen=True)
@@ -33,50 +27,73 @@ class FeedPage:
     total: int
 
 
-def connect_async(settings: Settings) -> AsyncRedis:
-    """An asyncio Redis client with the service's timeouts."""
-    # redis-py's default pool refuses a request outright ("Too many connections") once 100 are
-    # in use, which 256 concurrent polls reach; this one lets a request wait, up to the command
-    # timeout, for a connection to come free. Each open event stream or long poll holds one.
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=MAX_CONNECTIONS,
-        timeout=settings.redis_socket_timeout_seconds,
-        **client_options(settings),
-        # A pooled connection that Redis dropped (a restart) is retried once on a new one.
-        retry=Retry(NoBackoff(), 1),
-        retry_on_error=[RedisConnectionError],
-    )
-    return AsyncRedis.from_pool(pool)
+@dataclass(frozen=True)
+class PageQuery:
+    """Which records a page holds: at most ``limit`` after epoch ``after_epoch``."""
+
+    job_id: str
+    after_epoch: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class FeedRead:
+    """What one read found, as asked: the key's record (empty for no such key) and this
+    window's request count, and the page (None for no such job)."""
+
+    key_record: dict[str, str] | None
+    requests_in_window: int
+    page: FeedPage | None
+
+    def page_of(self, job_id: str) -> FeedPage:
+        """The page that was read; ``JobNotFound`` when the job does not exist."""
+        if self.page is None:
+            raise JobNotFound(job_id)
+        return self.page
 
 
 class JobFeed:
-    """Cursor reads of a job's records and waits for its next change; one round trip a read."""
+    """The API's asyncio reads, one round trip each, and waits for a job's next change."""
 
     def __init__(self, redis: AsyncRedis, keys: RedisKeys) -> None:
         self.redis, self.keys = redis, keys
+        self._script = redis.register_script(KEY_AND_PAGE)
+
+    async def read(self, key: KeyLookup | None, page: PageQuery | None) -> FeedRead:
+        """Look up a key (counting this request in its rate window) and read a page, as asked.
+
+        A page parses nothing but two short fields, so a read that finds nothing new stays cheap.
+        """
+        names, args = [], ["1" if key else "0", key.counter_seconds if key else 0, 0, -1]
+        if key is not None:
+            names += [key.record, key.counter]
+        if page is not None:
+            names += [self.keys.job(page.job_id), self.keys.epochs(page.job_id)]
+            args[2:] = [page.after_epoch, page.after_epoch + page.limit - 1]
+        record, count, job, records, total = await self._script(keys=names, args=args)
+        return FeedRead(
+            # HGETALL answers a flat list inside a script.
+            key_record=dict(zip(record[::2], record[1::2], strict=True)) if key is not None else None,
+            requests_in_window=int(count or 0),
+            page=None if page is None else _page(job, records, total),
+        )
+
+    async def read_as(
+        self, api_keys: KeyStore, token: str, window_seconds: int, page: PageQuery | None = None
+    ) -> tuple[Caller | None, FeedRead | None]:
+        """Who presents ``token`` (None unless it is a valid key), with the request counted in
+        its rate window, and ``page``, in one round trip; a token not shaped like one of our keys
+        reads nothing."""
+        parts = parse_token(token)
+        if parts is None:
+            return None, None
+        found = await self.read(api_keys.lookup(parts[0], window_seconds), page)
+        return KeyStore.caller(parts, found.key_record or {}, found.requests_in_window), found
 
     async def page(self, job_id: str, after_epoch: int, limit: int) -> FeedPage:
-        """The records after ``after_epoch`` (at most ``limit``) with the job's status; parses
-        nothing but two short fields, so a read that finds nothing new stays cheap."""
-        pipe = self.redis.pipeline(transaction=False)
-        self.queue_page(pipe, job_id, after_epoch, limit)
-        return self.read_page(job_id, await pipe.execute())
-
-    def queue_page(self, pipe: Any, job_id: str, after_epoch: int, limit: int) -> None:
-        """Queue on a pipeline (of ``self.redis``) what ``page`` reads, for ``read_page``."""
-        pipe.hmget(self.keys.job(job_id), ["tenant", "status"])
-        pipe.lrange(self.keys.epochs(job_id), after_epoch, after_epoch + limit - 1)
-        pipe.llen(self.keys.epochs(job_id))
-
-    @staticmethod
-    def read_page(job_id: str, replies: Sequence[Any]) -> FeedPage:
-        """The page from the replies ``queue_page`` queued; ``JobNotFound`` for no such job."""
-        (tenant, status), records, total = replies
-        if tenant is None:
-            raise JobNotFound(job_id)
-        # The client decodes replies, so the records are str already.
-        return FeedPage(json.loads(tenant), JobStatus(json.loads(status)), list(records), int(total))
+        """The records after ``after_epoch`` (at most ``limit``) with the job's status;
+        ``JobNotFound`` when there is no such job."""
+        return (await self.read(None, PageQuery(job_id, after_epoch, limit))).page_of(job_id)
 
     @asynccontextmanager
     async def changes(self, job_id: str) -> AsyncIterator[Callable[[float], Awaitable[bool]]]:
@@ -96,3 +113,11 @@ class JobFeed:
         finally:
             await pubsub.unsubscribe()
             await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _page(job: Any, records: Any, total: Any) -> FeedPage | None:
+    tenant, status = job
+    if tenant is None:
+        return None
+    # The client decodes replies, so the records are str already.
+    return FeedPage(json.loads(tenant), JobStatus(json.loads(status)), list(records), int(total))

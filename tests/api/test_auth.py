@@ -8,7 +8,7 @@ import pytest
 
 from api.problems import PROBLEM_JSON
 from shared.auth.keys import KeyStore
-from shared.redis.codec import connect
+from shared.redis.connection import connect
 from shared.redis.keys import RedisKeys
 from shared.settings import Settings
 from tests.helpers import tiny_spec

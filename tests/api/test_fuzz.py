@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from shared.auth.keys import KeyStore
-from shared.redis.codec import connect
+from shared.redis.connection import connect
 from shared.redis.keys import RedisKeys
 from shared.settings import Settings
 from tests.conftest import delete_prefixed, running_api

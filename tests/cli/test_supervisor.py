@@ -15,7 +15,7 @@ from cli.supervisor import EXIT_GAVE_UP, RestartPolicy, Supervisor
 from cli.worker_layout import WorkerProcess
 from shared.ops.hardware import FAKE_GPUS_ENV
 from shared.ops.registry import WorkerInfo, WorkerRegistry
-from shared.redis.codec import connect
+from shared.redis.connection import connect
 from shared.redis.keys import RedisKeys
 from shared.settings import Settings
 from tests.conftest import delete_prefixed, stop

@@ -26,6 +26,7 @@ from shared.redis.keys import RedisKeys
 from tests.conftest import stop
 from tests.helpers import free_port, tiny_spec, wait_for
 from tests.plain_keras import predict_with_plain_keras
+from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -47,37 +48,10 @@ class Stack:
 
     folder: Path
     env: dict[str, str]
-    redis_port: int
+    redis: RedisServer
     api: subprocess.Popen[bytes] | None = None
-    redis: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
-
-    def start_redis(self) -> None:
-        command = [
-            "redis-server",
-            "--port",
-            str(self.redis_port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(self.folder),
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-            "--save",
-            "",
-        ]
-        self.redis = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        client = Redis(port=self.redis_port, socket_connect_timeout=0.5)
-        wait_for(lambda: _pings(client), timeout=20, what="redis-server")
-
-    def stop_redis(self) -> None:
-        """A clean stop: Redis writes its append-only file out and exits."""
-        assert self.redis is not None
-        Redis(port=self.redis_port).shutdown()
-        self.redis.wait(timeout=20)
 
     def start_worker(self, pool: str = "solo", **settings: str) -> subprocess.Popen[bytes]:
         name = f"fault-{uuid.uuid4().hex[:6]}@localhost"
@@ -95,28 +69,21 @@ class Stack:
         return f"http://127.0.0.1:{self.env['API_PORT']}"
 
 
-def _pings(client: Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except Exception:
-        return False
-
-
 @pytest.fixture
 def stack(tmp_path: Path, datasets_dir: Path) -> Iterator[Stack]:
-    redis_port, api_port = free_port(), free_port()
+    redis, api_port = RedisServer(tmp_path, append_only=True), free_port()
     env = {
         **os.environ,
         **FAULT_SETTINGS,
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "REDIS_URL": redis.url,
         "KEY_PREFIX": f"fault{uuid.uuid4().hex[:6]}",
         "ARTIFACTS_DIR": str(tmp_path / "artifacts"),
         "DATASETS_DIR": str(datasets_dir),
         "API_PORT": str(api_port),
     }
-    stack = Stack(tmp_path, env, redis_port)
-    stack.start_redis()
-    keys = KeyStore(Redis(port=redis_port, decode_responses=True), RedisKeys(env["KEY_PREFIX"]))
+    stack = Stack(tmp_path, env, redis)
+    redis.start()
+    keys = KeyStore(Redis(port=redis.port, decode_responses=True), RedisKeys(env["KEY_PREFIX"]))
     stack.headers = {"Authorization": f"Bearer {keys.create('faults')[1]}"}
     command = [
         sys.executable,
@@ -133,9 +100,10 @@ def stack(tmp_path: Path, datasets_dir: Path) -> Iterator[Stack]:
         wait_for(lambda: _serves(stack.url), timeout=60, what="the API")
         yield stack
     finally:
-        for process in [*stack.workers, stack.api, stack.redis]:
+        for process in [*stack.workers, stack.api]:
             if process is not None and process.poll() is None:
                 stop(process)
+        redis.stop()
 
 
 def _serves(url: str) -> bool:
@@ -211,10 +179,10 @@ def test_the_api_answers_503_fast_while_redis_is_down_and_jobs_survive_it(stack:
     stack.start_worker()
     job_id = submit(stack, SLOW_SPEC)
     wait_for_epoch(stack, job_id, 1)
-    stack.stop_redis()
+    stack.redis.stop()
     requests = [
         ("GET", f"/v1/jobs/{job_id}"),
-        ("GET", f"/v1/jobs/{job_id}/metrics?after_epoch=0"),  # the plain poll, answered ahead of the app
+        ("GET", f"/v1/jobs/{job_id}/metrics?after_epoch=0"),
         ("GET", "/v1/jobs"),
         ("POST", "/v1/jobs"),
         ("GET", "/readyz"),
@@ -228,7 +196,7 @@ def test_the_api_answers_503_fast_while_redis_is_down_and_jobs_survive_it(stack:
         assert time.monotonic() - started < 2.5, path
     assert httpx.get(f"{stack.url}/healthz").status_code == 200
     time.sleep(3)  # longer than a lease: the job's lease lapses while Redis is away
-    stack.start_redis()
+    stack.redis.start()
     ended = wait_until_ended(stack, job_id)
     assert ended["status"] == "succeeded", ended
     assert_complete(stack, job_id, 8)
@@ -239,8 +207,8 @@ def test_a_redis_restart_mid_job_loses_no_record(stack: Stack) -> None:
     stack.start_worker()
     job_id = submit(stack, SLOW_SPEC)
     wait_for_epoch(stack, job_id, 2)
-    stack.stop_redis()
-    stack.start_redis()
+    stack.redis.stop()
+    stack.redis.start()
     ended = wait_until_ended(stack, job_id)
     assert ended["status"] == "succeeded", ended
     assert_complete(stack, job_id, 8)

@@ -22,7 +22,7 @@ import pytest
 from cli.worker_layout import celery_argv
 from shared.auth.keys import KeyStore
 from shared.ops.registry import WorkerRegistry
-from shared.redis.codec import connect
+from shared.redis.connection import connect
 from shared.redis.keys import RedisKeys
 from shared.settings import Settings
 from tests.conftest import delete_prefixed, running_api, stop

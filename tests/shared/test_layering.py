@@ -3,6 +3,7 @@ or Keras, and the Python client needs nothing but httpx, pydantic and the models
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,44 @@ def test_the_client_loads_only_the_models_and_its_own_dependencies() -> None:
     tops = {name.split(".")[0] for name in loaded if not name.startswith("_")}
     third_party = tops - set(sys.stdlib_module_names) - set(OUR_PACKAGES)
     assert third_party - {name.split(".")[0] for name in dependencies} == set()
+
+
+REDIS_CLIENTS = {
+    "shared/jobs/store.py",
+    "shared/jobs/attempts.py",
+    "shared/jobs/creation.py",
+    "shared/jobs/feed.py",
+    "shared/studies/store.py",
+    "shared/auth/keys.py",
+    "shared/webhooks/claims.py",
+    "shared/webhooks/outbox.py",
+    "shared/webhooks/secrets.py",
+    "shared/ops/registry.py",
+    "shared/ops/telemetry.py",
+    "shared/queue.py",
+    "shared/redis/connection.py",
+    "shared/redis/watch.py",
+    "shared/redis/writes.py",
+    "cli/redis_server.py",  # the local Redis ``kjobs up`` starts: it waits for its answer
+}
+
+
+def redis_py_users() -> set[str]:
+    """The modules of the service that use redis-py's clients (its exceptions aside)."""
+    users: set[str] = set()
+    for package in ("api", "worker", "cli", "shared", "client"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names = [f"{node.module}.{alias.name}" for alias in node.names]
+                else:
+                    continue
+                if any(n.split(".")[0] == "redis" and not re.search(r"Error\b|exceptions", n) for n in names):
+                    users.add(str(path.relative_to(ROOT)))
+    return users
+
+
+def test_only_the_stores_use_a_redis_client() -> None:
+    assert redis_py_users() == REDIS_CLIENTS
