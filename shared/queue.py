@@ -33,6 +33,9 @@ def create_celery_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # A prefork child loads Keras when it starts (worker.celery_app), which takes seconds on a
+        # busy machine: within Celery's default 4 s the parent kills it and forks another, forever.
+        worker_proc_alive_timeout=120,
         # Redis redelivers unacknowledged messages after this; it must outlast the longest job.
         # Our key prefix on the broker's keys too, so deployments sharing a Redis never meet.
         broker_transport_options={
