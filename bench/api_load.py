@@ -11,7 +11,11 @@ one run's throughput or p99 moves by tens of percent with whatever else runs, an
 spreads that over both alike. After every run the benchmark waits for the server it loaded to
 finish what wrk left in flight, so that no run shares the machine with the last one's backlog.
 
-    .venv/bin/python -m bench.api_load [--seconds 6] [--connections 1,16,64,256] [--rounds 3]
+With ``--before REF`` the API as it was at git commit REF (checked out in a temporary folder)
+runs too, against the same Redis and job, and its polls are alternated with ours and the
+floor's in the same rounds: figures before and after a change, taken in one run.
+
+    .venv/bin/python -m bench.api_load [--seconds 6] [--connections 1,16,64,256] [--rounds 3] [--before REF]
 """
 
 import argparse
@@ -23,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +42,23 @@ from bench.harness import (
     cpu_seconds,
     print_table,
     server_process,
+    service_env,
     stack,
     write_results,
 )
 from bench.seed import epoch_records, seed_jobs
 from cli.redis_server import LOCALHOST, free_port
+from cli.stack import api_argv
 from shared.jobs.store import JobStore
 from shared.models.jobs import utc_now
-from shared.redis.codec import connect
+from shared.redis.connection import connect
 
 EPOCHS = 100
 LUA = REPO_ROOT / "bench" / "wrk" / "report.lua"
 SUBMISSION = {"preset": "baseline", "training": {"epochs": 1}, "resources": {"queue": "gpu"}}
 # The targets run for several rounds: the ones the ratios compare.
 ROUNDED = ("ours poll (all 100)", "floor (all 100)", "ours poll (last 1)", "floor (last 1)")
+BEFORE = ("before poll (all 100)", "before poll (last 1)")
 METRIC_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "data_loss", "val_data_loss")
 
 
@@ -146,22 +155,49 @@ def targets(
 
 
 def ratios(results: dict[str, dict[int, dict[str, Any]]], connections: list[int]) -> dict[str, Any]:
-    """Per concurrency: ours against the floor (throughput and p99) and against MLflow."""
+    """Per concurrency: ours (and the API before, when measured) against the floor (throughput,
+    p99 and CPU per request) and against MLflow."""
     out: dict[str, Any] = {}
+    measured = [name for name in ("ours", "before") if f"{name} poll (all 100)" in results]
     for c in connections:
         row: dict[str, float] = {}
-        for scope in ("all 100", "last 1"):
-            ours, floor = results[f"ours poll ({scope})"][c], results[f"floor ({scope})"][c]
-            row[f"floor_over_ours_rps ({scope})"] = round(floor["rps"] / ours["rps"], 2)
-            row[f"ours_over_floor_p99 ({scope})"] = round(ours["p99_ms"] / floor["p99_ms"], 2)
-            row[f"ours_over_floor_cpu ({scope})"] = round(
-                ours["cpu_us_per_request"] / floor["cpu_us_per_request"], 2
-            )
+        for name in measured:
+            for scope in ("all 100", "last 1"):
+                ours, floor = results[f"{name} poll ({scope})"][c], results[f"floor ({scope})"][c]
+                row[f"floor_over_{name}_rps ({scope})"] = round(floor["rps"] / ours["rps"], 2)
+                row[f"{name}_over_floor_p99 ({scope})"] = round(ours["p99_ms"] / floor["p99_ms"], 2)
+                row[f"{name}_over_floor_cpu ({scope})"] = round(
+                    ours["cpu_us_per_request"] / floor["cpu_us_per_request"], 2
+                )
         row["ours_over_mlflow_rps (all 100)"] = round(
             results["ours poll (all 100)"][c]["rps"] / results["mlflow get-history (100)"][c]["rps"], 1
         )
         out[str(c)] = row
     return out
+
+
+@contextmanager
+def api_at(ref: str, bench: Stack, folder: Path) -> Iterator[tuple[str, int]]:
+    """The API as it was at git commit ``ref``, checked out beside this one and serving the
+    benchmark's Redis like ours: its URL and process id."""
+    checkout = folder / "before"
+    git = ["git", "-C", str(REPO_ROOT)]
+    subprocess.run([*git, "worktree", "add", "--detach", str(checkout), ref], check=True, capture_output=True)
+    try:
+        port = free_port()
+        argv = [*api_argv(LOCALHOST, port), "--app-dir", str(checkout), *UVICORN_OPTIONS]
+        env = service_env(bench.redis_url, bench.work_dir, {"PYTHONPATH": str(checkout)})
+        url = f"http://{LOCALHOST}:{port}"
+        with server_process("API before", argv, f"{url}/healthz", folder / "before.log", env) as child:
+            yield url, child.process.pid
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(checkout)], check=False)
+
+
+def commit_of(ref: str) -> str:
+    """The full commit id ``ref`` names."""
+    done = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", ref], check=True, capture_output=True)
+    return done.stdout.decode().strip()
 
 
 def main() -> None:
@@ -171,9 +207,16 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="alternated runs of each poll of ours and the floor"
     )
+    parser.add_argument(
+        "--before", metavar="REF", help="also measure the API of this git commit, in the same rounds"
+    )
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
-    with stack(worker=False) as bench, tempfile.TemporaryDirectory(prefix="kjobs-bench-mlflow-") as folder:
+    with (
+        stack(worker=False) as bench,
+        tempfile.TemporaryDirectory(prefix="kjobs-bench-mlflow-") as folder,
+        ExitStack() as before_api,
+    ):
         store = JobStore.from_settings(bench.settings)
         (job_id,) = seed_jobs(store, "bench", 1, EPOCHS)
         floor_port, mlflow_port = free_port(), free_port()
@@ -224,15 +267,22 @@ def main() -> None:
             run_id = mlflow_run(mlflow_url)
             floor = (floor_url, floor_server.process.pid)
             measured = targets(bench, job_id, floor, (mlflow_url, mlflow_server.process.pid), run_id)
+            rounded = ROUNDED
+            if args.before:
+                url, pid = before_api.enter_context(api_at(args.before, bench, Path(folder)))
+                auth = {"BENCH_AUTH": f"Bearer {bench.api_key}"}
+                measured[BEFORE[0]] = (f"{url}/v1/jobs/{job_id}/metrics?after_epoch=0", auth, pid)
+                measured[BEFORE[1]] = (f"{url}/v1/jobs/{job_id}/metrics?after_epoch=99", auth, pid)
+                rounded = (*ROUNDED, *BEFORE)
             results: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in measured}
             for c in connections:
                 rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in measured}
-                for name in ROUNDED:  # a short run first, not counted: connections are opened
+                for name in rounded:  # a short run first, not counted: connections are opened
                     url, env, pid = measured[name]
                     wrk(url, c, 1, env, pid)
                 for round_number in range(args.rounds):
                     for name, (url, env, pid) in measured.items():
-                        if round_number and name not in ROUNDED:
+                        if round_number and name not in rounded:
                             continue
                         run = wrk(url, c, args.seconds, env, pid)
                         rounds[name].append(run)
@@ -261,6 +311,7 @@ def main() -> None:
         {
             "seconds_per_run": args.seconds,
             "rounds": args.rounds,
+            "before": commit_of(args.before) if args.before else None,
             "epochs_in_job": EPOCHS,
             "jobs_submitted": submitted,
             "results": {name: {str(c): r for c, r in per.items()} for name, per in results.items()},
