@@ -28,8 +28,9 @@ async def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer kj_...`.")
-BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+BEARER = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer kj_...`.")
+"""Reads the key of a request: its first ``Authorization`` header, when it is a bearer token."""
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
 
 
 async def read_as_caller(

@@ -1,4 +1,6 @@
-"""The FastAPI app: ``uvicorn api.main:app``."""
+"""The served app, ``uvicorn api.main:app``: the FastAPI app behind the one route that is
+answered before it (the metrics poll, ``api.routes.metrics``), with the middleware and error
+handlers that every answer shares."""
 
 import gc
 import logging
@@ -6,9 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from api.dependencies import get_tenant
-from api.middleware import BodyLimit, ConfiguredCORS, RequestMetrics, SecurityHeaders
+from api.middleware import Answers, BodyLimit, ConfiguredCORS
 from api.problems import install_problem_handlers
 from api.routes import (
     datasets,
@@ -37,7 +41,7 @@ records, cancel it, and download the trained model. Errors are `application/prob
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Services]]:
+async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
     """Connect to Redis and the broker with the settings of this process; every request's scope
     carries the services in its state."""
     settings = get_settings()
@@ -53,9 +57,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Services]]:
     await services.close()
 
 
-def create_app() -> FastAPI:
-    """A new app; settings are read when it starts, not when it is made."""
-    app = FastAPI(title="keras-jobs", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+def create_app() -> Starlette:
+    """A new served app; settings are read when it starts, not when it is made."""
+    app = Starlette(routes=[metrics.POLL_ROUTE, Mount("", app=create_api())], lifespan=lifespan)
+    install_problem_handlers(app)
+    # Outermost last: every answer is timed and given its headers, CORS answers preflights, then
+    # bodies are limited.
+    for middleware in (BodyLimit, ConfiguredCORS, Answers):
+        app.add_middleware(middleware)
+    return app
+
+
+def create_api() -> FastAPI:
+    """The FastAPI app: every route, the OpenAPI document and its pages. It runs inside the served
+    app, whose lifespan gives it its services and whose middleware wraps it."""
+    app = FastAPI(title="keras-jobs", version="0.1.0", description=DESCRIPTION, openapi_url="/openapi.json")
     install_problem_handlers(app)
     # The metrics poll checks the caller's key in the same Redis round trip as its page.
     app.include_router(metrics.router)
@@ -65,10 +81,6 @@ def create_app() -> FastAPI:
     app.include_router(ui.router)
     app.mount(ui.STATIC_PATH, ui.static_files(), name="ui-static")
     app.include_router(prometheus.router)
-    # Outermost last: every request is timed, CORS answers preflights, then headers are added,
-    # then bodies are limited.
-    for middleware in (BodyLimit, SecurityHeaders, ConfiguredCORS, RequestMetrics):
-        app.add_middleware(middleware)
     return app
 
 

@@ -1,4 +1,4 @@
-"""ASGI middleware: request timing, CORS only where configured, security headers and the body
+"""ASGI middleware: every answer's headers and timing, CORS only where configured, and the body
 size limit.
 
 Each reads the app's services (``api.services``) from the request's scope at request time,
@@ -112,26 +112,6 @@ async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> 
     await JSONResponse(body, status_code=413, media_type=PROBLEM_JSON)(scope, receive, send)
 
 
-class SecurityHeaders:
-    """Adds headers that keep browsers from sniffing, framing or caching API answers."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        extra = added_headers(scope["path"])
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
 class ConfiguredCORS:
     """CORS for the origins in ``CORS_ORIGINS``; with none (the default), no cross-origin access."""
 
@@ -155,8 +135,9 @@ class ConfiguredCORS:
         await (self._inner or self.app)(scope, receive, send)
 
 
-class RequestMetrics:
-    """Times every HTTP request into the app's request histogram, labelled by route template.
+class Answers:
+    """Every HTTP answer, in one pass: given the headers of its path (``added_headers``), and
+    timed into the request histogram under its route's template.
 
     Labels use the matched route's template (``/v1/jobs/{job_id}``), never the raw path, so the
     number of series stays bounded; an unmatched path counts as ``unmatched``. A streamed
@@ -170,19 +151,18 @@ class RequestMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), 500
+        started, status, extra = time.perf_counter(), 500, added_headers(scope["path"])
 
-        async def sending(message: Message) -> None:
+        async def answering(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, receive, answering)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            services_of(scope).request_seconds.labels(template, scope["method"], str(status)).observe(
-                time.perf_counter() - started
-            )
+            template = getattr(scope.get("route"), "path", None) or "unmatched"
+            timer = services_of(scope).request_seconds
+            timer.observe(template, scope["method"], status, time.perf_counter() - started)

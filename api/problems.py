@@ -4,7 +4,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerError
@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from redis.exceptions import BusyLoadingError, OutOfMemoryError, ReadOnlyError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import (
@@ -156,7 +157,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem(request, 500, "internal-error", "Internal error", "the server failed; the error is logged")
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+def install_problem_handlers(app: Starlette) -> None:
     """Answer every error, expected or not, with a problem document and no traceback."""
     app.add_exception_handler(RequestValidationError, _request_invalid)
     app.add_exception_handler(SpecInvalid, _spec_invalid)

@@ -71,12 +71,28 @@ class DeploymentCollector(Collector):
         return live
 
 
-def request_histogram(registry: CollectorRegistry) -> Histogram:
-    """The API request latency histogram, registered in ``registry``."""
-    return Histogram(
-        "kjobs_api_request_duration_seconds",
-        "API request latency, by route template, method and status.",
-        labelnames=["route", "method", "status"],
-        buckets=REQUEST_SECONDS_BUCKETS,
-        registry=registry,
-    )
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods that label a series by name; any other is ``other``, so clients cannot add series."""
+
+
+class RequestSeconds:
+    """The API request latency histogram (by route template, method and status), registered in
+    a registry; each series is looked up once, since a request is a few hundred microseconds."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.histogram = Histogram(
+            "kjobs_api_request_duration_seconds",
+            "API request latency, by route template, method and status.",
+            labelnames=["route", "method", "status"],
+            buckets=REQUEST_SECONDS_BUCKETS,
+            registry=registry,
+        )
+        self._series: dict[tuple[str, str, int], Histogram] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one request of ``seconds``."""
+        key = (route, method if method in METHODS else "other", status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = self.histogram.labels(key[0], key[1], str(status))
+        series.observe(seconds)

@@ -4,10 +4,10 @@ the asyncio reader of job records and the Celery app that sends tasks by name.""
 from dataclasses import dataclass
 
 from celery import Celery
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry
 from starlette.types import Scope
 
-from api.prometheus import DeploymentCollector, request_histogram
+from api.prometheus import DeploymentCollector, RequestSeconds
 from shared.auth.keys import KeyStore
 from shared.datasets.store import DatasetStore
 from shared.jobs.dispatch import Dispatch
@@ -37,7 +37,7 @@ class Services:
     deliveries: DeliveryClaims
     webhook_secrets: WebhookSecrets
     prometheus: CollectorRegistry
-    request_seconds: Histogram
+    request_seconds: RequestSeconds
 
     @classmethod
     def start(cls, settings: Settings) -> "Services":
@@ -59,7 +59,7 @@ class Services:
             deliveries=DeliveryClaims(redis, keys),
             webhook_secrets=WebhookSecrets(redis, keys),
             prometheus=prometheus,
-            request_seconds=request_histogram(prometheus),
+            request_seconds=RequestSeconds(prometheus),
         )
 
     @property

@@ -1,61 +1,78 @@
 """Per-epoch metrics of a job: a cursor read, a long poll, and a Server-Sent Events stream.
 
 A client following a job polls ``GET /v1/jobs/{id}/metrics?after_epoch=N`` again and again, so
-that route is kept cheap: one dependency checks the caller's key, counts the request and reads
-the page in a single Redis round trip, and the stored records are spliced into the answer
-without being parsed.
+that route is kept cheap: the caller's key is checked, the request counted and the page read in
+a single Redis round trip, and the stored records are spliced into the answer unparsed. For a
+poll, FastAPI's own request handling (solving its dependencies, validating each parameter,
+building the request and response) costs more CPU than all of that: the served app
+(``api.main.create_app``) routes polls to ``POLL_ROUTE``, a plain Starlette route, ahead of the
+FastAPI app, where ``get_job_metrics`` documents the route. Both are the same few lines over
+``answer_poll``: the same query model, key check, read and answer, under the same middleware
+and error handlers.
 """
 
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, Field, ValidationError
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from api.dependencies import BearerDep, JobIdPath, ServicesDep, TenantDep, check_job_id, read_as_caller
+from api.dependencies import (
+    BEARER,
+    BearerDep,
+    JobIdPath,
+    ServicesDep,
+    TenantDep,
+    check_job_id,
+    read_as_caller,
+)
 from api.problems import PROBLEM_RESPONSES
 from api.schemas import MetricsPage
+from api.services import Services, services_of
 from shared.errors import JobNotFound
 from shared.jobs.feed import FeedPage, JobFeed, PageQuery
 from shared.models.spec import MAX_EPOCHS
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
+PATH = "/v1/jobs/{job_id}/metrics"
 KEEP_ALIVE_SECONDS = 15.0
 MAX_WAIT_SECONDS = 60
 
-AfterEpoch = Annotated[int, Query(ge=0, le=MAX_EPOCHS, description="Return only epochs after this one.")]
-PageLimit = Annotated[int | None, Query(ge=1, le=MAX_EPOCHS, description="Most records to return (capped).")]
+
+class MetricsQuery(BaseModel):
+    """What a poll asks for: the records after a cursor, how many, and how long to wait."""
+
+    after_epoch: int = Field(0, ge=0, le=MAX_EPOCHS, description="Return only epochs after this one.")
+    limit: int | None = Field(None, ge=1, le=MAX_EPOCHS, description="Most records to return (capped).")
+    wait: int = Field(
+        0, ge=0, le=MAX_WAIT_SECONDS, description="Long poll: wait up to this many seconds for a new record."
+    )
 
 
-@dataclass(frozen=True)
-class Polled:
-    """A page the caller may read, and what it asked for."""
-
-    query: PageQuery
-    page: FeedPage
-
-
-async def polled_page(
-    job_id: JobIdPath,
-    services: ServicesDep,
-    credentials: BearerDep,
-    after_epoch: AfterEpoch = 0,
-    limit: PageLimit = None,
-) -> Polled:
-    """The caller's page of the job's records: its key checked and the page read at once; 404 for
-    a job it does not have."""
+async def answer_poll(
+    services: Services, job_id: str, credentials: HTTPAuthorizationCredentials | None, query: MetricsQuery
+) -> Response:
+    """The caller's page of the job's records (after a wait, when it asks for one): its key
+    checked and the page read at once; 404 for a job it does not have."""
     check_job_id(job_id)
     cap = services.settings.metrics_page_limit
-    query = PageQuery(job_id, after_epoch, min(limit or cap, cap))
-    tenant, found = await read_as_caller(services, credentials, query)
+    cursor = PageQuery(job_id, query.after_epoch, min(query.limit or cap, cap))
+    tenant, found = await read_as_caller(services, credentials, cursor)
     page = found.page_of(job_id)
     if page.tenant != tenant:
         raise JobNotFound(job_id)
-    return Polled(query, page)
+    if query.wait and not page.records and not page.status.is_terminal():
+        seconds = min(query.wait, services.settings.long_poll_max_seconds)
+        page = await wait_for_news(services.feed, cursor, seconds)
+    return Response(page_body(cursor, page), media_type="application/json")
 
 
 @router.get(
@@ -65,24 +82,37 @@ async def polled_page(
     summary="Epoch records after a cursor",
 )
 async def get_job_metrics(
-    polled: Annotated[Polled, Depends(polled_page)],
+    job_id: JobIdPath,
     services: ServicesDep,
-    wait: Annotated[
-        int,
-        Query(
-            ge=0, le=MAX_WAIT_SECONDS, description="Long poll: wait up to this many seconds for a new record."
-        ),
-    ] = 0,
+    credentials: BearerDep,
+    query: Annotated[MetricsQuery, Query()],
 ) -> Response:
     """The epoch records after `after_epoch`, oldest first; poll again with `last_epoch`.
 
     With `wait`, an answer with nothing new waits until a record arrives or the job ends.
     """
-    query, page = polled.query, polled.page
-    if wait and not page.records and not page.status.is_terminal():
-        seconds = min(wait, services.settings.long_poll_max_seconds)
-        page = await wait_for_news(services.feed, query, seconds)
-    return Response(page_body(query, page), media_type="application/json")
+    return await answer_poll(services, job_id, credentials, query)
+
+
+class Poll:
+    """``get_job_metrics`` as a plain ASGI app (see the module's docstring). What goes wrong is
+    raised, for the served app's error handlers to answer as on any route."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            query = MetricsQuery.model_validate(dict(request.query_params))
+        except ValidationError as exc:
+            # As FastAPI reports an invalid query parameter, for the same problem document.
+            errors = [{**error, "loc": ("query", *error["loc"])} for error in exc.errors(include_url=False)]
+            raise RequestValidationError(errors) from None
+        job_id = scope["path_params"]["job_id"]
+        response = await answer_poll(services_of(scope), job_id, await BEARER(request), query)
+        await response(scope, receive, send)
+
+
+POLL_ROUTE = Route(PATH, Poll(), methods=["GET"])
+"""The served app's route of the poll, ahead of the FastAPI app."""
 
 
 def page_body(query: PageQuery, page: FeedPage) -> str:

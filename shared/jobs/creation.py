@@ -54,7 +54,7 @@ class GuardedWrites:
     """Runs writes only when their guards pass, atomically."""
 
     def __init__(self, redis: Redis, keys: RedisKeys) -> None:
-        self.script, self.keys = redis.register_script(GUARDED_WRITES), keys
+        self.redis, self.keys = redis, keys
 
     def __call__(self, writes: Writes, guards: Guards) -> Outcome:
         active = [self.keys.status_index(guards.tenant, status.value) for status in ACTIVE_OR_QUEUED]
@@ -63,5 +63,5 @@ class GuardedWrites:
         numbers = {key: number for number, key in enumerate(keys, start=1)}
         quota = -1 if guards.max_active is None else guards.max_active
         head = [len(active), "1" if remembered else "0", quota, guards.adding]
-        kind, *value = self.script(keys=keys, args=[*head, *writes.script_words(numbers)])
+        kind, *value = GUARDED_WRITES.run(self.redis, keys, [*head, *writes.script_words(numbers)])
         return Outcome(str(kind), str(value[0]) if value else None)

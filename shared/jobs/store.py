@@ -47,7 +47,6 @@ class JobStore:
         self.keys = keys
         self.retention_seconds = retention_seconds
         self._guarded = GuardedWrites(redis, keys)
-        self._claim_due = redis.register_script(CLAIM_DUE)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "JobStore":
@@ -259,7 +258,7 @@ class JobStore:
 
     def claim_endings(self, limit: int, hold_seconds: float) -> list[str]:
         """Ids of ended jobs whose follow-ups are due, held for ``hold_seconds`` by the caller."""
-        return strings(self._claim_due(keys=[self.keys.endings()], args=[limit, int(hold_seconds * 1000)]))
+        return strings(CLAIM_DUE.run(self.redis, [self.keys.endings()], [limit, int(hold_seconds * 1000)]))
 
     def ending_settled(self, job_id: str) -> None:
         """The job's follow-ups are done: it leaves the endings outbox."""

@@ -1,9 +1,51 @@
 """The service's Lua scripts. Each declares in KEYS every key it touches, as Redis requires of
-a script (and Redis Cluster relies on), and is run by its digest (``register_script``), so a
-call sends only the digest, the keys and the arguments.
+a script (and Redis Cluster relies on), and is run by its digest, so a call sends only the
+digest, the keys and the arguments.
 """
 
-GUARDED_WRITES = """
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import NoScriptError
+
+Word = str | int | float | bytes
+
+
+@dataclass(frozen=True)
+class Lua:
+    """A script, run by its SHA-1 digest, and loaded again where Redis has forgotten it (after
+    a restart, or ``SCRIPT FLUSH``)."""
+
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+    def run(self, redis: Redis, keys: Sequence[str], args: Sequence[Word]) -> Any:
+        """The script's answer, on a sync client."""
+        try:
+            return redis.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            redis.script_load(self.source)
+            return redis.evalsha(self.sha, len(keys), *keys, *args)
+
+    async def run_async(self, redis: AsyncRedis, keys: Sequence[str], args: Sequence[Word]) -> Any:
+        """The script's answer, on an asyncio client. Its words go out as bytes: on the hot path of
+        the metrics poll, redis-py's packing of each str or int word costs more than the rest."""
+        words = [*(key.encode() for key in keys), *(b"%d" % a if isinstance(a, int) else a for a in args)]
+        try:
+            return await redis.execute_command("EVALSHA", self.sha, len(keys), *words)  # type: ignore[no-untyped-call]
+        except NoScriptError:
+            await redis.script_load(self.source)
+            return await redis.execute_command("EVALSHA", self.sha, len(keys), *words)  # type: ignore[no-untyped-call]
+
+
+GUARDED_WRITES = Lua("""
 -- Writes run only when their guards pass, atomically and in one round trip: an idempotency key
 -- not used yet, and a tenant whose active jobs stay within its quota with the new ones.
 -- KEYS: the tenant's active-job indexes (ARGV[1] of them); then the idempotency key when
@@ -36,34 +78,35 @@ while i <= #ARGV do
   i = i + words
 end
 return {'written'}
-"""
+""")
 
-KEY_AND_PAGE = """
--- An API key's record with this request counted in its rate window, and a page of a job's
--- epoch records with its tenant and status: either or both, in one round trip.
--- KEYS: the key's record and its rate counter when ARGV[1] is '1'; then the job's hash and its
---   epoch list when a page is asked for.
--- ARGV: [1] '1' to look up a key, [2] the rate counter's lifetime in seconds, [3] and [4] the
+KEY_AND_PAGE = Lua("""
+-- An API key's tenant, secret hash and revocation time with this request counted in its rate
+-- window, and a page of a job's epoch records with its tenant and status: either or both, in
+-- one round trip.
+-- KEYS: the key's record and its rate counter when ARGV[1] is above 0; then the job's hash and
+--   its epoch list when a page is asked for.
+-- ARGV: [1] the rate counter's lifetime in seconds (0: no key to look up), [2] and [3] the
 --   first and last index of the page.
--- Answers {record as a flat list, count, {tenant, status}, records, epoch count}, false for the
--- parts not asked for.
+-- Answers {{tenant, hash, revoked_at} (shared.auth.keys.CHECKED_FIELDS), count, {tenant, status},
+-- records, epoch count}, false for the parts not asked for.
 local reply = {false, false, false, false, false}
 local next_key = 1
-if ARGV[1] == '1' then
-  reply[1] = redis.call('HGETALL', KEYS[1])
+if tonumber(ARGV[1]) > 0 then
+  reply[1] = redis.call('HMGET', KEYS[1], 'tenant', 'hash', 'revoked_at')
   reply[2] = redis.call('INCR', KEYS[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
   next_key = 3
 end
 if #KEYS > next_key then
   reply[3] = redis.call('HMGET', KEYS[next_key], 'tenant', 'status')
-  reply[4] = redis.call('LRANGE', KEYS[next_key + 1], ARGV[3], ARGV[4])
+  reply[4] = redis.call('LRANGE', KEYS[next_key + 1], ARGV[2], ARGV[3])
   reply[5] = redis.call('LLEN', KEYS[next_key + 1])
 end
 return reply
-"""
+""")
 
-CLAIM_DUE = """
+CLAIM_DUE = Lua("""
 -- Members of a time-ordered set that are due, each held for a while by the caller, so that one
 -- process at a time handles it; a member whose handler died is due again when its hold ends.
 -- KEYS[1]: a sorted set scored by when each member is due (epoch ms; 0 for at once).
@@ -76,4 +119,4 @@ for _, member in ipairs(due) do
   redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[2]), member)
 end
 return due
-"""
+""")

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from api.main import create_app
+from api.main import create_api
 
 OPERATION_IDS = {
     ("post", "/v1/jobs"): "submit_job",
@@ -38,7 +38,7 @@ OPERATION_IDS = {
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    return create_app().openapi()
+    return create_api().openapi()
 
 
 def test_every_operation_keeps_its_id(document: dict[str, Any]) -> None:

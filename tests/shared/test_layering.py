@@ -81,6 +81,7 @@ REDIS_CLIENTS = {
     "shared/ops/telemetry.py",
     "shared/queue.py",
     "shared/redis/connection.py",
+    "shared/redis/scripts.py",
     "shared/redis/watch.py",
     "shared/redis/writes.py",
     "cli/redis_server.py",  # the local Redis ``kjobs up`` starts: it waits for its answer
