@@ -10,7 +10,8 @@ import time
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from api.services import Services, services_of
 from shared.errors import JobNotFound, TooManyRequests, Unauthorized
@@ -28,23 +29,42 @@ async def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-BEARER = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer kj_...`.")
-"""Reads the key of a request: its first ``Authorization`` header, when it is a bearer token."""
-BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, read as FastAPI's ``HTTPBearer``
+    reads it; None for any other header, or none."""
+    scheme, token = get_authorization_scheme_param(authorization)
+    return token if authorization and token and scheme.lower() == "bearer" else None
+
+
+class BearerToken(HTTPBearer):
+    """The request's API key (its first ``Authorization`` header), or None: ``bearer_token`` as a
+    dependency that the OpenAPI document shows as the bearer scheme."""
+
+    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
+        return bearer_token(request.headers.get("Authorization"))
+
+
+# Named as FastAPI names its own bearer scheme, as the OpenAPI document always did.
+BEARER = BearerToken(
+    auto_error=False, scheme_name="HTTPBearer", description="An API key: `Authorization: Bearer kj_...`."
+)
+BearerDep = Annotated[str | None, Depends(BEARER)]
 
 
 async def read_as_caller(
-    services: Services, credentials: HTTPAuthorizationCredentials | None, page: PageQuery | None = None
+    services: Services, token: str | None, page: PageQuery | None = None
 ) -> tuple[str, FeedRead]:
     """Check the caller's key (counting the request in its rate window) and read ``page``, in one
     round trip: the caller's tenant and what was read. 401 without a valid key, 429 past the rate."""
     settings = services.settings
     if not settings.auth_enabled:
         return DEFAULT_TENANT, await services.feed.read(None, page)
-    if credentials is None:
+    if token is None:
         raise Unauthorized("this request needs an API key: Authorization: Bearer <key>")
     caller, found = await services.feed.read_as(
-        services.api_keys, credentials.credentials, settings.rate_limit_window_seconds, page
+        services.api_keys, token, settings.rate_limit_window_seconds, page
     )
     if caller is None or found is None:
         raise Unauthorized("the API key is not valid, or has been revoked")
@@ -60,9 +80,9 @@ def past_the_rate(settings: Settings) -> TooManyRequests:
     return TooManyRequests(message, retry_after=window - int(time.time()) % window)
 
 
-async def get_tenant(services: ServicesDep, credentials: BearerDep) -> str:
+async def get_tenant(services: ServicesDep, token: BearerDep) -> str:
     """The tenant whose API key signs the request (401 without a valid one; 429 past the rate)."""
-    tenant, _ = await read_as_caller(services, credentials)
+    tenant, _ = await read_as_caller(services, token)
     return tenant
 
 

@@ -123,10 +123,6 @@ class GuardedEarlyStopping(keras.callbacks.EarlyStopping):  # type: ignore[misc]
             "stopped_epoch": int(self.stopped_epoch),
         }
 
-    def has_stopped(self) -> bool:
-        """Whether it decided to stop (in this attempt or in the one it resumes)."""
-        return bool(self.stopped_epoch)
-
     def best_so_far(self) -> BestEpoch | None:
         """The best epoch as early stopping judges it (with its min_delta and start epoch)."""
         if self.best is None:

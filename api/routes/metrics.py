@@ -15,21 +15,22 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import Headers
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from api.dependencies import (
-    BEARER,
     BearerDep,
     JobIdPath,
     ServicesDep,
     TenantDep,
+    bearer_token,
     check_job_id,
     read_as_caller,
 )
@@ -57,15 +58,13 @@ class MetricsQuery(BaseModel):
     )
 
 
-async def answer_poll(
-    services: Services, job_id: str, credentials: HTTPAuthorizationCredentials | None, query: MetricsQuery
-) -> Response:
+async def answer_poll(services: Services, job_id: str, token: str | None, query: MetricsQuery) -> Response:
     """The caller's page of the job's records (after a wait, when it asks for one): its key
     checked and the page read at once; 404 for a job it does not have."""
     check_job_id(job_id)
     cap = services.settings.metrics_page_limit
     cursor = PageQuery(job_id, query.after_epoch, min(query.limit or cap, cap))
-    tenant, found = await read_as_caller(services, credentials, cursor)
+    tenant, found = await read_as_caller(services, token, cursor)
     page = found.page_of(job_id)
     if page.tenant != tenant:
         raise JobNotFound(job_id)
@@ -84,14 +83,14 @@ async def answer_poll(
 async def get_job_metrics(
     job_id: JobIdPath,
     services: ServicesDep,
-    credentials: BearerDep,
+    token: BearerDep,
     query: Annotated[MetricsQuery, Query()],
 ) -> Response:
     """The epoch records after `after_epoch`, oldest first; poll again with `last_epoch`.
 
     With `wait`, an answer with nothing new waits until a record arrives or the job ends.
     """
-    return await answer_poll(services, job_id, credentials, query)
+    return await answer_poll(services, job_id, token, query)
 
 
 class Poll:
@@ -99,15 +98,18 @@ class Poll:
     raised, for the served app's error handlers to answer as on any route."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
         try:
-            query = MetricsQuery.model_validate(dict(request.query_params))
+            # Decoded as Starlette decodes a query (and a repeated parameter's last value taken,
+            # as FastAPI takes it), without building its multi-dict.
+            query_string = scope["query_string"].decode("latin-1")
+            query = MetricsQuery.model_validate(dict(parse_qsl(query_string, keep_blank_values=True)))
         except ValidationError as exc:
             # As FastAPI reports an invalid query parameter, for the same problem document.
             errors = [{**error, "loc": ("query", *error["loc"])} for error in exc.errors(include_url=False)]
             raise RequestValidationError(errors) from None
         job_id = scope["path_params"]["job_id"]
-        response = await answer_poll(services_of(scope), job_id, await BEARER(request), query)
+        token = bearer_token(Headers(scope=scope).get("Authorization"))
+        response = await answer_poll(services_of(scope), job_id, token, query)
         await response(scope, receive, send)
 
 

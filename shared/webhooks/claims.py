@@ -8,19 +8,18 @@ is recorded as ``lost`` before the next one starts, so no attempt is ever sent t
 """
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from redis import Redis
 from redis.client import Pipeline
-from redis.exceptions import WatchError
 
 from shared.models.jobs import JobRecord
 from shared.models.webhooks import DeliveryAttempt, WebhookSummary
 from shared.redis.codec import strings
 from shared.redis.keys import RedisKeys
+from shared.redis.watch import watched
 from shared.webhooks.outbox import StoredDelivery
 
 T = TypeVar("T")
@@ -57,15 +56,6 @@ class DeliveryClaims:
     def __init__(self, redis: Redis, keys: RedisKeys) -> None:
         self.redis, self.keys = redis, keys
 
-    def _transact(self, step: Callable[[Pipeline], T], *watch: str) -> T:
-        with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(*watch)  # type: ignore[no-untyped-call]
-                    return step(pipe)
-                except WatchError:
-                    continue
-
     def reclaim_expired(self, now: float) -> list[str]:
         """Make the jobs whose deliverer's claim expired due again; their ids."""
         claimed, due = self.keys.webhooks_claimed(), self.keys.webhooks_due()
@@ -79,7 +69,7 @@ class DeliveryClaims:
             pipe.execute()
             return expired
 
-        return self._transact(step, claimed)
+        return watched(self.redis, [claimed], step)
 
     def claim(self, now: float, hold_seconds: float, sender: str) -> Claim | None:
         """Take the job whose next delivery is most overdue, for ``hold_seconds``; None if none is due."""
@@ -102,7 +92,7 @@ class DeliveryClaims:
             return False if held else Claim(job_id, expires, sender)
 
         while True:
-            taken = self._transact(step, claimed, due)
+            taken = watched(self.redis, [claimed, due], step)
             if taken is not False:
                 return taken if isinstance(taken, Claim) else None
 
@@ -128,7 +118,7 @@ class DeliveryClaims:
             return delivery
 
         while True:
-            started = self._transact(step, deliveries, queue)
+            started = watched(self.redis, [deliveries, queue], step)
             if started is not False:
                 return started if isinstance(started, StoredDelivery) else None
 
@@ -163,7 +153,7 @@ class DeliveryClaims:
             pipe.execute()
             return True
 
-        return self._transact(step, deliveries, queue, self.keys.webhooks_claimed())
+        return watched(self.redis, [deliveries, queue, self.keys.webhooks_claimed()], step)
 
     def _release(self, pipe: Pipeline, claim: Claim, due_at: float | None) -> None:
         pipe.zrem(self.keys.webhooks_claimed(), claim.job_id)
