@@ -35,16 +35,18 @@ UI_HEADERS = [
     ),
 ]
 _DOCS = ("/docs", "/redoc")
-_UI = "/ui"
+_UI = ("/ui/", "/ui")
+_UI_ANSWER = SECURITY_HEADERS + UI_HEADERS
+_API_ANSWER = SECURITY_HEADERS + API_ONLY_HEADERS
 
 
 def added_headers(path: str) -> list[tuple[bytes, bytes]]:
     """The headers added to every answer on ``path``."""
     if path.startswith(_DOCS):
         return SECURITY_HEADERS
-    if path == _UI or path.startswith(f"{_UI}/"):
-        return SECURITY_HEADERS + UI_HEADERS
-    return SECURITY_HEADERS + API_ONLY_HEADERS
+    if path.startswith(_UI[0]) or path == _UI[1]:
+        return _UI_ANSWER
+    return _API_ANSWER
 
 
 class BodyLimit:

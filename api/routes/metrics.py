@@ -44,6 +44,7 @@ from shared.models.spec import MAX_EPOCHS
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
 PATH = "/v1/jobs/{job_id}/metrics"
+JSON = "application/json"
 KEEP_ALIVE_SECONDS = 15.0
 MAX_WAIT_SECONDS = 60
 
@@ -58,9 +59,10 @@ class MetricsQuery(BaseModel):
     )
 
 
-async def answer_poll(services: Services, job_id: str, token: str | None, query: MetricsQuery) -> Response:
-    """The caller's page of the job's records (after a wait, when it asks for one): its key
-    checked and the page read at once; 404 for a job it does not have."""
+async def answer_poll(services: Services, job_id: str, token: str | None, query: MetricsQuery) -> bytes:
+    """The caller's page of the job's records (after a wait, when it asks for one) as a
+    ``MetricsPage`` in JSON: its key checked and the page read at once; 404 for a job it does
+    not have."""
     check_job_id(job_id)
     cap = services.settings.metrics_page_limit
     cursor = PageQuery(job_id, query.after_epoch, min(query.limit or cap, cap))
@@ -71,7 +73,7 @@ async def answer_poll(services: Services, job_id: str, token: str | None, query:
     if query.wait and not page.records and not page.status.is_terminal():
         seconds = min(query.wait, services.settings.long_poll_max_seconds)
         page = await wait_for_news(services.feed, cursor, seconds)
-    return Response(page_body(cursor, page), media_type="application/json")
+    return page_body(cursor, page).encode()
 
 
 @router.get(
@@ -90,7 +92,7 @@ async def get_job_metrics(
 
     With `wait`, an answer with nothing new waits until a record arrives or the job ends.
     """
-    return await answer_poll(services, job_id, token, query)
+    return Response(await answer_poll(services, job_id, token, query), media_type=JSON)
 
 
 class Poll:
@@ -109,8 +111,11 @@ class Poll:
             raise RequestValidationError(errors) from None
         job_id = scope["path_params"]["job_id"]
         token = bearer_token(Headers(scope=scope).get("Authorization"))
-        response = await answer_poll(services_of(scope), job_id, token, query)
-        await response(scope, receive, send)
+        body = await answer_poll(services_of(scope), job_id, token, query)
+        # The answer ``Response(body, media_type=JSON)`` sends, without building one.
+        headers = [(b"content-length", b"%d" % len(body)), (b"content-type", JSON.encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 POLL_ROUTE = Route(PATH, Poll(), methods=["GET"])

@@ -28,13 +28,14 @@ BATCH = 100
 class Endings:
     """Settles ended jobs: ``settle`` does the follow-ups of every ending that is due."""
 
-    def __init__(self, studies: StudyStore, artifacts_dir: Path) -> None:
+    def __init__(self, studies: StudyStore, artifacts_dir: Path, hold_seconds: float = HOLD_SECONDS) -> None:
         self.studies, self.store, self.artifacts_dir = studies, studies.store, artifacts_dir
+        self.hold_seconds = hold_seconds
 
     def settle(self) -> list[str]:
         """Follow up every due ending; the ids of the jobs settled."""
         settled: list[str] = []
-        while taken := self.store.claim_endings(BATCH, HOLD_SECONDS):
+        while taken := self.store.claim_endings(BATCH, self.hold_seconds):
             for job_id in taken:
                 try:
                     self.follow_up(job_id)

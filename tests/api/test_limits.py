@@ -4,6 +4,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -63,3 +64,22 @@ def test_limits_are_per_key(tenant_client: httpx.Client, limited_url: str, setti
         tenant_client.get("/v1/presets")
     other = {"Authorization": f"Bearer {new_api_key(settings_env, 'limited-other')}"}
     assert httpx.get(f"{limited_url}/v1/presets", headers=other).status_code == 200
+
+
+def test_concurrent_studies_keep_the_quota_all_or_nothing(limited_url: str, settings_env: Settings) -> None:
+    tenant = f"studies-{uuid.uuid4().hex[:8]}"
+    # A key per request, so that the per-key rate limit stays out of the way of the quota.
+    keys = [new_api_key(settings_env, tenant) for _ in range(12)]
+    body = {"base": IDLE, "variants": [{"name": "a", "overrides": {}}, {"name": "b", "overrides": {}}]}
+
+    def create(key: str) -> int:
+        headers = {"Authorization": f"Bearer {key}"}
+        return httpx.post(f"{limited_url}/v1/studies", json=body, headers=headers, timeout=30).status_code
+
+    next_window()
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        codes = list(pool.map(create, keys))
+    assert sorted(codes) == [202] + [429] * 11, "two variants each, against a quota of two"
+    with httpx.Client(base_url=limited_url, headers={"Authorization": f"Bearer {keys[0]}"}) as client:
+        jobs = client.get("/v1/jobs", params={"limit": 100}).json()["items"]
+    assert len(jobs) == 2, "a refused study stores none of its jobs"

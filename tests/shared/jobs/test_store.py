@@ -194,3 +194,9 @@ def test_the_creation_script_declares_every_key_it_touches(store: JobStore) -> N
     touched = {command.key for command in writes.commands if command.key is not None}
     assert touched == set(writes.keys())
     assert store.keys.tag_index("declared", "team", "a") in touched
+
+
+def test_a_job_stored_by_an_earlier_version_takes_its_queue_from_its_spec() -> None:
+    stored = JobRecord.new(new_job_id(), "t1", JobSpec.model_validate({"resources": {"queue": "gpu"}}), "gpu")
+    earlier = stored.model_dump(mode="json", exclude={"queue"})
+    assert JobRecord.model_validate(earlier).queue == "gpu"
