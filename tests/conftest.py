@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -133,10 +133,12 @@ def worker(settings_env: Settings, worker_log: Path) -> Iterator[str]:
 
 
 @contextmanager
-def running_api(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """A real uvicorn serving the API on a free port with ``env``; yields its URL."""
+def running_api(env: dict[str, str], log_path: Path, options: Sequence[str] = ()) -> Iterator[str]:
+    """A real uvicorn serving the API on a free port with ``env`` (and uvicorn's ``options``);
+    yields its URL."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    command += options
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"

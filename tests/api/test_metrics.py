@@ -176,3 +176,31 @@ def test_a_poll_after_redis_forgot_its_scripts(client: httpx.Client, store: JobS
     store.redis.script_flush()  # as after a Redis restart
     page = client.get(f"/v1/jobs/{job_id}/metrics?after_epoch=1").json()
     assert [r["epoch"] for r in page["records"]] == [2]
+
+
+@pytest.fixture(scope="module")
+def proxied_url(settings_env: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API as served behind a proxy: mounted under a path prefix, open to one web origin."""
+    env = {**os.environ, "CORS_ORIGINS": '["https://app.example"]'}
+    log = tmp_path_factory.mktemp("logs") / "proxied-api.log"
+    with running_api(env, log, ["--root-path", "/kjobs"]) as url:
+        yield url
+
+
+def test_behind_a_proxy_polls_keep_their_headers_and_errors(
+    proxied_url: str, settings_env: Settings, store: JobStore
+) -> None:
+    job_id = job_with_epochs(store, "tests", 2)
+    headers = {
+        "Authorization": f"Bearer {new_api_key(settings_env, 'tests')}",
+        "Origin": "https://app.example",
+    }
+    answer = httpx.get(f"{proxied_url}/v1/jobs/{job_id}/metrics?after_epoch=1", headers=headers)
+    assert answer.status_code == 200
+    assert [r["epoch"] for r in answer.json()["records"]] == [2]
+    assert answer.headers["access-control-allow-origin"] == "https://app.example"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    refused = httpx.get(f"{proxied_url}/v1/jobs/{job_id}/metrics?limit=0", headers=headers)
+    assert refused.status_code == 422
+    assert refused.headers["access-control-allow-origin"] == "https://app.example"
+    assert refused.json()["instance"] == f"/kjobs/v1/jobs/{job_id}/metrics"
