@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from shared.models.network import LAYER_TYPES
 from shared.models.spec import LAYER_OBJECT_TAG
+
+ITEM_TAGS = frozenset({LAYER_OBJECT_TAG, *LAYER_TYPES})
 
 
 class KerasJobsError(Exception):
@@ -72,8 +75,14 @@ class TrainingError(KerasJobsError):
 
 
 def field_path(loc: Sequence[int | str]) -> str:
-    """A pydantic location as a dotted path (``model.hidden_layers.2.units``)."""
-    return ".".join(str(part) for part in loc if part != LAYER_OBJECT_TAG)
+    """A pydantic location as a dotted path (``model.hidden_layers.2.units``, ``model.layers.0.filters``):
+    without the tag pydantic puts after a list item of a tagged union (the form, or the layer's type)."""
+    kept = [
+        part
+        for index, part in enumerate(loc)
+        if not (index and isinstance(loc[index - 1], int) and part in ITEM_TAGS)
+    ]
+    return ".".join(str(part) for part in kept)
 
 
 def field_error(detail: ErrorDetails, loc_prefix_len: int = 0) -> FieldError:

@@ -4,11 +4,24 @@ Backend-agnostic Keras 3 only (``keras.layers``, ``keras.ops``); imported only b
 that trains.
 """
 
+import math
 from typing import Any
 
 import keras
 
-from shared.models.spec import IMAGE_SHAPE, INPUT_UNITS, NUM_CLASSES, JobSpec, LayerSpec, RegularizationSpec
+from shared.models.network import (
+    BatchNormLayer,
+    Conv2DLayer,
+    DenseLayer,
+    DropoutLayer,
+    FlattenLayer,
+    GaussianNoiseLayer,
+    GlobalPoolLayer,
+    Layer,
+    NetworkPlan,
+    Pool2DLayer,
+)
+from shared.models.spec import JobSpec
 from worker.augmentation import RandomAffine
 
 
@@ -20,17 +33,6 @@ def _regularizer(l1: float, l2: float) -> keras.regularizers.Regularizer | None:
     if l2:
         return keras.regularizers.L2(l2)
     return None
-
-
-def _layer_settings(layer: int | LayerSpec, reg: RegularizationSpec) -> tuple[int, float, float, float]:
-    if isinstance(layer, int):
-        return layer, reg.l1, reg.l2, reg.dropout
-    return (
-        layer.units,
-        _own_or(layer.l1, reg.l1),
-        _own_or(layer.l2, reg.l2),
-        _own_or(layer.dropout, reg.dropout),
-    )
 
 
 def _own_or(own: float | None, default: float) -> float:
@@ -59,8 +61,11 @@ def hidden_dtype(spec: JobSpec) -> str | None:
     return "mixed_float16" if spec.training.mixed_precision else None
 
 
-def build_model(spec: JobSpec, zca: tuple[Any, Any] | None = None) -> keras.Model:
-    """The spec's network on raw 28x28 pixels (0-255): scaling, augmentation and ZCA are layers.
+def build_model(
+    spec: JobSpec, plan: NetworkPlan, raw_shape: tuple[int, ...], zca: tuple[Any, Any] | None = None
+) -> keras.Model:
+    """The planned network on raw samples of ``raw_shape`` (pixels 0-255, with or without their
+    channel axis): scaling, augmentation and ZCA are layers, then the plan's layers and the head.
 
     The random augmentation layer acts only in training (and is left out of the model a user
     downloads: ``worker.augmentation.without_augmentation``); ZCA whitening is a frozen Dense layer
@@ -69,40 +74,93 @@ def build_model(spec: JobSpec, zca: tuple[Any, Any] | None = None) -> keras.Mode
 
     Mixed precision is set on each hidden layer, never as the process's global policy, so the
     next job this worker trains is unaffected. Scaling, augmentation and ZCA stay float32 (the
-    whitening matrix's values can exceed float16's range) and so does the softmax output, whose
-    loss needs float32's precision.
+    whitening matrix's values can exceed float16's range) and so does the head, whose loss needs
+    float32's precision.
     """
-    reg, seed, dtype = spec.regularization, spec.training.seed, hidden_dtype(spec)
-    inputs = keras.Input(shape=IMAGE_SHAPE, name="pixels")
+    reg, seed, dtype, sample = spec.regularization, spec.training.seed, hidden_dtype(spec), plan.data.sample
+    inputs = keras.Input(shape=raw_shape, name="pixels")
     x = keras.layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
+    if len(raw_shape) != len(sample):
+        x = keras.layers.Reshape(sample, name="channel")(x)
     augmentation = augmentation_layer(spec)
     if augmentation is not None:
-        x = keras.layers.Reshape((*IMAGE_SHAPE, 1), name="channel")(x)
         x = augmentation(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    whitening = keras.layers.Dense(INPUT_UNITS, trainable=False, name="zca_whitening") if zca else None
+    whitening = keras.layers.Dense(math.prod(sample), trainable=False, name="zca_whitening") if zca else None
     if whitening is not None:
-        x = whitening(x)
+        x = keras.layers.Flatten(name="zca_flatten")(x)
+        x = keras.layers.Reshape(sample, name="zca_shape")(whitening(x))
     if reg.input_dropout:
         x = keras.layers.Dropout(reg.input_dropout, seed=seed, name="input_dropout")(x)
-    for index, layer in enumerate(spec.model.hidden_layers, start=1):
-        units, l1, l2, dropout = _layer_settings(layer, reg)
-        x = keras.layers.Dense(
-            units,
-            activation=spec.model.activation,
-            kernel_regularizer=_regularizer(l1, l2),
-            dtype=dtype,
-            name=f"hidden_{index}",
-        )(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, seed=seed + index, dtype=dtype, name=f"dropout_{index}")(x)
-    outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="output")(x)
+    dense_count = 0
+    for index, planned in enumerate(plan.layers):
+        layer = planned.layer
+        if isinstance(layer, DenseLayer):
+            dense_count += 1
+            x = _dense(layer, dense_count, spec, dtype)(x)
+            dropout = _own_or(layer.dropout, reg.dropout)
+            if dropout:
+                x = keras.layers.Dropout(
+                    dropout, seed=seed + dense_count, dtype=dtype, name=f"dropout_{dense_count}"
+                )(x)
+        else:
+            x = _other_layer(layer, index, spec, dtype)(x)
+    head = plan.data.outputs
+    activation = "softmax" if plan.data.task == "classification" else "linear"
+    outputs = keras.layers.Dense(head, activation=activation, dtype="float32", name="output")(x)
     # Not the spec's name: Keras refuses some characters that a job name may hold.
     model = keras.Model(inputs, outputs, name="keras_job")
     if whitening is not None and zca is not None:
         mean, matrix = zca
         whitening.set_weights([matrix, -(mean @ matrix)])
     return model
+
+
+def _dense(layer: DenseLayer, number: int, spec: JobSpec, dtype: str | None) -> keras.layers.Layer:
+    reg = spec.regularization
+    return keras.layers.Dense(
+        layer.units,
+        activation=layer.activation or spec.model.activation,
+        kernel_regularizer=_regularizer(_own_or(layer.l1, reg.l1), _own_or(layer.l2, reg.l2)),
+        dtype=dtype,
+        name=f"hidden_{number}",
+    )
+
+
+def layer_name(layer: Layer, index: int) -> str:
+    """The Keras name of the planned layer at ``index`` (a Dense one is ``hidden_<n>``)."""
+    return f"layers_{index}_{layer.type}"
+
+
+def _other_layer(layer: Layer, index: int, spec: JobSpec, dtype: str | None) -> keras.layers.Layer:
+    """Any planned layer but a Dense one, as Keras builds it."""
+    reg, seed, name = spec.regularization, spec.training.seed + 1000 + index, layer_name(layer, index)
+    if isinstance(layer, Conv2DLayer):
+        return keras.layers.Conv2D(
+            layer.filters,
+            layer.kernel_size,
+            strides=layer.strides,
+            padding=layer.padding,
+            activation=layer.activation or spec.model.activation,
+            kernel_regularizer=_regularizer(_own_or(layer.l1, reg.l1), _own_or(layer.l2, reg.l2)),
+            dtype=dtype,
+            name=name,
+        )
+    if isinstance(layer, Pool2DLayer):
+        pool = keras.layers.MaxPooling2D if layer.type == "max_pool2d" else keras.layers.AveragePooling2D
+        return pool(layer.pool_size, strides=layer.strides, padding=layer.padding, dtype=dtype, name=name)
+    if isinstance(layer, GlobalPoolLayer):
+        if layer.type == "global_max_pool2d":
+            return keras.layers.GlobalMaxPooling2D(dtype=dtype, name=name)
+        return keras.layers.GlobalAveragePooling2D(dtype=dtype, name=name)
+    if isinstance(layer, FlattenLayer):
+        return keras.layers.Flatten(dtype=dtype, name=name)
+    if isinstance(layer, DropoutLayer):
+        return keras.layers.Dropout(layer.rate, seed=seed, dtype=dtype, name=name)
+    if isinstance(layer, BatchNormLayer):
+        return keras.layers.BatchNormalization(dtype=dtype, name=name)
+    if isinstance(layer, GaussianNoiseLayer):
+        return keras.layers.GaussianNoise(layer.stddev, seed=seed, dtype=dtype, name=name)
+    raise TypeError(f"no Keras layer for {layer.type}")
 
 
 def make_optimizer(spec: JobSpec) -> keras.optimizers.Optimizer:

@@ -13,9 +13,12 @@ from pathlib import Path
 import keras
 
 from shared.artifacts import dataset_path, model_path
-from shared.errors import StaleAttempt, TrainingError
+from shared.datasets.store import DatasetStore
+from shared.errors import SpecInvalid, StaleAttempt, TrainingError
 from shared.jobs.store import JobStore
+from shared.models.datasets import DatasetShape
 from shared.models.jobs import BestEpoch, JobRecord, JobResult, StopReason
+from shared.models.network import NetworkInfeasible
 from shared.models.spec import BUILTIN_DATASETS, JobSpec
 from shared.settings import Settings
 from worker.backend import backend_name, describe_device
@@ -86,11 +89,24 @@ def prepare_data(spec: JobSpec, settings: Settings) -> Split:
     return split_dataset(arrays, spec.dataset.validation_split, spec.dataset.train_limit, spec.training.seed)
 
 
-def fresh_model(spec: JobSpec, split: Split) -> keras.Model:
-    """A new compiled model, with ZCA fitted on the training split when the spec asks for it."""
+def dataset_shape(attempt: "Attempt", store: JobStore, settings: Settings) -> DatasetShape:
+    """The shape of the attempt's dataset, as its description in Redis says."""
+    try:
+        return DatasetStore(store, settings.artifacts_dir).shape_of(attempt.spec, attempt.tenant)
+    except SpecInvalid:
+        raise TrainingError("the uploaded dataset is gone (deleted, or its description is missing)") from None
+
+
+def fresh_model(spec: JobSpec, split: Split, shape: DatasetShape) -> keras.Model:
+    """A new compiled model of the network planned on the dataset's shape (as the API checked
+    it), with ZCA fitted on the training split when the spec asks for it."""
+    try:
+        plan = spec.model.plan(shape.data_shape(spec.model.task))
+    except NetworkInfeasible as exc:
+        raise TrainingError(str(exc)) from None
     augmentation = spec.regularization.augmentation
     zca = fit_zca(split.x_train, augmentation.zca_epsilon) if augmentation.zca_whitening else None
-    model = build_model(spec, zca)
+    model = build_model(spec, plan, split.x_train.shape[1:], zca)
     compile_model(model, spec)
     return model
 
@@ -100,6 +116,7 @@ class Attempt:
     """What one attempt trains: the job, its number, and where an earlier attempt left off."""
 
     job_id: str
+    tenant: str
     number: int
     spec: JobSpec
     resume_epoch: int = 0
@@ -111,11 +128,11 @@ def start(record: JobRecord, store: JobStore, settings: Settings) -> Attempt:
     """The attempt to run for ``record``: from scratch, or from its last committed checkpoint."""
     last_epoch = record.progress.epoch
     if last_epoch == 0:
-        return Attempt(record.id, record.attempt, record.spec)
+        return Attempt(record.id, record.tenant, record.attempt, record.spec)
     (last,) = store.epoch_records(record.id, after_epoch=last_epoch - 1, limit=1)
     checkpoint = load_checkpoint(settings.artifacts_dir, record.id, last.attempt, last_epoch)
     log.info("job %s: attempt %d resumes after epoch %d", record.id, record.attempt, last_epoch)
-    return Attempt(record.id, record.attempt, record.spec, last_epoch, record.best, checkpoint)
+    return Attempt(record.id, record.tenant, record.attempt, record.spec, last_epoch, record.best, checkpoint)
 
 
 def train(attempt: Attempt, store: JobStore, settings: Settings, signals: AttemptSignals) -> TrainingOutcome:
@@ -123,7 +140,7 @@ def train(attempt: Attempt, store: JobStore, settings: Settings, signals: Attemp
     spec, job_id = attempt.spec, attempt.job_id
     split = prepare_data(spec, settings)
     resumed = attempt.resume_checkpoint
-    model = resumed.model if resumed else fresh_model(spec, split)
+    model = resumed.model if resumed else fresh_model(spec, split, dataset_shape(attempt, store, settings))
     state = resumed.state if resumed else {}
     controller = StopController(
         store,

@@ -12,9 +12,9 @@ from shared.datasets.formats import UploadedArrays
 from shared.errors import Conflict, FieldError, JobNotFound, SpecInvalid
 from shared.jobs.creation import ACTIVE_OR_QUEUED
 from shared.jobs.store import JobStore
-from shared.models.datasets import DatasetInfo
+from shared.models.datasets import BUILTIN_SHAPES, ClassInfo, DatasetInfo, DatasetShape
 from shared.models.jobs import JobRecord, new_job_id, utc_now
-from shared.models.spec import BUILTIN_DATASETS, JobSpec
+from shared.models.spec import NUM_CLASSES, JobSpec
 
 
 class DatasetStore:
@@ -26,6 +26,7 @@ class DatasetStore:
     def save(self, tenant: str, name: str | None, arrays: UploadedArrays) -> DatasetInfo:
         """Write the arrays, then describe them in Redis; the id is new."""
         labels, counts = np.unique(arrays.y_train, return_counts=True)
+        counted = {int(label): int(count) for label, count in zip(labels, counts, strict=True)}
         info = DatasetInfo(
             id=new_job_id(),
             tenant=tenant,
@@ -33,9 +34,13 @@ class DatasetStore:
             train_samples=len(arrays.x_train),
             test_samples=len(arrays.x_test),
             test_held_out=arrays.test_held_out,
-            classes=[int(label) for label in labels],
-            class_counts={str(int(label)): int(count) for label, count in zip(labels, counts, strict=True)},
-            image_shape=list(arrays.x_train.shape[1:]),
+            kind="images",
+            shape=[*arrays.x_train.shape[1:], 1],
+            labels="classes",
+            classes=[
+                ClassInfo(index=index, name=str(index), count=counted.get(index, 0))
+                for index in range(NUM_CLASSES)
+            ],
             created_at=utc_now(),
         )
         path = dataset_path(self.artifacts_dir, info.id)
@@ -90,13 +95,14 @@ class DatasetStore:
         ]
         return [job for job in self.store.get_many(ids) if job is not None]
 
-    def check_spec(self, spec: JobSpec, tenant: str) -> None:
-        """Refuse a spec whose dataset is an upload that the tenant does not have."""
+    def shape_of(self, spec: JobSpec, tenant: str) -> DatasetShape:
+        """The shape of the spec's dataset: a built-in, or an upload of the tenant (else
+        ``SpecInvalid`` on ``dataset.name``)."""
         name = spec.dataset.name
-        if name in BUILTIN_DATASETS:
-            return
+        if name in BUILTIN_SHAPES:
+            return BUILTIN_SHAPES[name]
         try:
-            self.get(name, tenant)
+            return self.get(name, tenant)
         except DatasetNotFound:
             raise SpecInvalid(
                 [FieldError("dataset.name", f"no uploaded dataset with id {name!r}", "not_found")]

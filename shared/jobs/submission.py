@@ -13,6 +13,7 @@ from shared.errors import FieldError, SpecInvalid, field_errors
 from shared.jobs.creation import Idempotency
 from shared.jobs.dispatch import Dispatch
 from shared.models.jobs import JobRecord, new_job_id
+from shared.models.network import NetworkInfeasible, NetworkPlan
 from shared.models.presets import PRESETS, deep_merge
 from shared.models.spec import JobSpec, JobSubmission, PresetName, QueueName
 from shared.settings import Settings
@@ -35,7 +36,8 @@ def resolve_submission(submission: JobSubmission, settings: Settings) -> Resolve
     Raises ``SpecInvalid`` naming each bad field, including limits that make the job infeasible.
     """
     overrides = submission.model_dump(exclude_unset=True, exclude={"preset"})
-    base = PRESETS[submission.preset].spec().model_dump() if submission.preset else {}
+    # Only what the preset sets: a posted ``model.layers`` then replaces its short-form default.
+    base = PRESETS[submission.preset].spec().model_dump(exclude_unset=True) if submission.preset else {}
     spec = validate_spec(deep_merge(base, overrides))
     queue = spec.resources.queue or settings.default_queue
     check_feasible(spec, settings)
@@ -55,16 +57,6 @@ def validate_spec(data: dict[str, Any]) -> JobSpec:
 def check_feasible(spec: JobSpec, settings: Settings) -> None:
     """Refuse, at submit time, a spec no worker may run under this service's limits."""
     errors = []
-    count = spec.model.parameter_count()
-    if count > settings.max_model_parameters:
-        errors.append(
-            FieldError(
-                "model.hidden_layers",
-                f"the model has {count:,} trainable parameters, over the limit of "
-                f"{settings.max_model_parameters:,}",
-                "limit_exceeded",
-            )
-        )
     limits = (
         ("training.epochs", spec.training.epochs, settings.max_epochs, "epochs"),
         ("training.batch_size", spec.training.batch_size, settings.max_batch_size, "samples"),
@@ -83,6 +75,25 @@ def check_feasible(spec: JobSpec, settings: Settings) -> None:
         )
     if errors:
         raise SpecInvalid(errors)
+
+
+def check_trainable(spec: JobSpec, tenant: str, datasets: DatasetStore, settings: Settings) -> NetworkPlan:
+    """The spec's network planned on its dataset (a built-in, or an upload the tenant owns), or
+    ``SpecInvalid`` naming the dataset, the task or the layer that cannot be, or a parameter count
+    over the limit."""
+    shape = datasets.shape_of(spec, tenant)
+    try:
+        plan = spec.model.plan(shape.data_shape(spec.model.task))
+    except NetworkInfeasible as exc:
+        raise SpecInvalid([FieldError(exc.field, exc.message, "infeasible_network")]) from None
+    if plan.parameters > settings.max_model_parameters:
+        field = "model.layers" if spec.model.layers is not None else "model.hidden_layers"
+        message = (
+            f"the model has {plan.parameters:,} trainable parameters, over the limit of "
+            f"{settings.max_model_parameters:,}"
+        )
+        raise SpecInvalid([FieldError(field, message, "limit_exceeded")])
+    return plan
 
 
 def check_device_options(spec: JobSpec, queue: QueueName) -> None:
@@ -123,7 +134,7 @@ def submit_job(
     body, the job that key created (and nothing is stored or sent).
     """
     resolved = resolve_submission(submission, settings)
-    datasets.check_spec(resolved.spec, tenant)
+    check_trainable(resolved.spec, tenant, datasets, settings)
     record = JobRecord.new(new_job_id(), tenant, resolved.spec, resolved.queue, resolved.preset)
     memo = (
         Idempotency(idempotency_key, body_hash(submission), settings.idempotency_seconds)

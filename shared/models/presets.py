@@ -6,6 +6,32 @@ from typing import Any
 from shared.models.spec import JobSpec, PresetName
 
 _DROPOUT: dict[str, Any] = {"regularization": {"dropout": 0.25}}
+# Keras's "simple MNIST convnet" example: 34,826 parameters, about 99% test accuracy on MNIST.
+_CONVNET: dict[str, Any] = {
+    "dataset": {"validation_split": 0.1},
+    "model": {
+        "layers": [
+            {"type": "conv2d", "filters": 32, "kernel_size": 3},
+            {"type": "max_pool2d", "pool_size": 2},
+            {"type": "conv2d", "filters": 64, "kernel_size": 3},
+            {"type": "max_pool2d", "pool_size": 2},
+            {"type": "flatten"},
+            {"type": "dropout", "rate": 0.5},
+        ]
+    },
+    "training": {"epochs": 15, "batch_size": 128},
+}
+
+
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` applied: nested objects merge, everything else replaces."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 @dataclass(frozen=True)
@@ -41,16 +67,19 @@ PRESETS: dict[PresetName, Preset] = {
                 }
             },
         ),
+        Preset(
+            "convnet",
+            "Two 3x3 convolutions (32 and 64 filters), each followed by 2x2 max pooling, then "
+            "dropout of 0.5 and the softmax: Keras's simple MNIST convnet.",
+            _CONVNET,
+        ),
+        Preset(
+            "convnet_augmented",
+            "The convnet with random rotation (up to 18 degrees), translation and zoom (up to 10%).",
+            deep_merge(
+                _CONVNET,
+                {"regularization": {"augmentation": {"rotation": 0.05, "translation": 0.1, "zoom": 0.1}}},
+            ),
+        ),
     )
 }
-
-
-def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``overrides`` applied: nested objects merge, everything else replaces."""
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

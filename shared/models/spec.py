@@ -1,31 +1,41 @@
 """The job spec: one Pydantic model, used by the API to validate and by workers to re-validate."""
 
-import itertools
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from shared.models.network import (
+    Activation,
+    DataShape,
+    DenseLayer,
+    DropoutRate,
+    FlattenLayer,
+    Layer,
+    NetworkPlan,
+    Penalty,
+    Task,
+    Units,
+    plan_layers,
+)
 from shared.models.webhooks import MAX_URL_LENGTH, WebhookEvent, check_url_form
 
 QueueName = Literal["cpu", "gpu"]
 BUILTIN_DATASETS = ("mnist", "fashion_mnist")
 DatasetName = Annotated[str, Field(pattern=r"^(mnist|fashion_mnist|[0-9a-f]{24})$")]
-Activation = Literal["relu", "elu", "gelu", "selu", "swish", "tanh", "sigmoid", "leaky_relu"]
 Optimizer = Literal["adam", "sgd", "rmsprop", "adamw"]
 LoggedMetric = Literal["loss", "accuracy", "val_loss", "val_accuracy"]
-PresetName = Literal["baseline", "l2", "l1", "dropout", "augmentation", "early_stopping"]
+PresetName = Literal[
+    "baseline", "l2", "l1", "dropout", "augmentation", "early_stopping", "convnet", "convnet_augmented"
+]
 
-Penalty = Annotated[float, Field(ge=0.0, le=1.0)]
-DropoutRate = Annotated[float, Field(ge=0.0, le=0.95)]
-Units = Annotated[int, Field(ge=1, le=8192)]
 TagKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 TagValue = Annotated[str, Field(max_length=128)]
 
 IMAGE_SHAPE = (28, 28)
-INPUT_UNITS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 NUM_CLASSES = 10
 MAX_EPOCHS = 1000
+MAX_LAYERS = 64
 
 
 def cross_field_error(field: str, message: str) -> PydanticCustomError:
@@ -82,24 +92,74 @@ HiddenLayer = Annotated[
 ]
 
 
+DEFAULT_HIDDEN_LAYERS = (500,) * 5
+"""The article's network: five hidden layers of 500 units."""
+
+
 class ModelSpec(SpecModel):
-    hidden_layers: list[HiddenLayer] = Field(
-        default_factory=lambda: list[HiddenLayer]([500] * 5),
+    hidden_layers: list[HiddenLayer] | None = Field(
+        None,
         min_length=1,
         max_length=32,
-        description="Hidden Dense layers, input to output: a unit count, or an object that "
-        "overrides the global regularization for that layer.",
+        description="The short form of a Dense network: its hidden layers, input to output, each a "
+        "unit count or an object that overrides the global regularization for that layer. Images are "
+        "flattened first. Without it and without `layers`: the article's five layers of 500. Give "
+        "this or `layers`, not both.",
+    )
+    layers: list[Layer] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_LAYERS,
+        description="The network as a typed list of layers, input to output (`dense`, `conv2d`, "
+        "`max_pool2d`, `average_pool2d`, `global_average_pool2d`, `global_max_pool2d`, `flatten`, "
+        "`dropout`, `batch_norm`, `gaussian_noise`), checked against the dataset's shape at submit "
+        "time; the head (softmax over the classes, or linear outputs for regression) follows from "
+        "the labels. Give this or `hidden_layers`, not both.",
     )
     activation: Activation = Field("relu", description="Activation of every hidden layer.")
+    task: Task | None = Field(
+        None,
+        description="`classification` or `regression`; by default what the labels say (integer "
+        "labels and class names: classification, real-valued targets: regression). Integer labels "
+        "may also be regressed.",
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Self:
+        if self.layers is not None and self.hidden_layers is not None:
+            raise cross_field_error(
+                "model.layers", "give either hidden_layers (a Dense stack) or layers, not both"
+            )
+        if self.layers is None and self.hidden_layers is None:
+            # A default, not a field the client set: bypasses pydantic's record of set fields.
+            object.__setattr__(self, "hidden_layers", list[HiddenLayer](DEFAULT_HIDDEN_LAYERS))
+        return self
 
     def layer_units(self) -> list[int]:
-        """The unit count of each hidden layer."""
-        return [layer if isinstance(layer, int) else layer.units for layer in self.hidden_layers]
+        """The unit count of each hidden layer of the short form (none for ``layers``)."""
+        return [layer if isinstance(layer, int) else layer.units for layer in self.hidden_layers or []]
 
-    def parameter_count(self) -> int:
-        """Trainable parameters of the network: Dense kernels and biases, softmax output included."""
-        sizes = [INPUT_UNITS, *self.layer_units(), NUM_CLASSES]
-        return sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(sizes))
+    def spec_layers(self, images: bool) -> list[tuple[str | None, Layer]]:
+        """The network's layers with their field paths: ``layers`` as given, or the short form as
+        Dense layers (after a flatten the spec implies, for images)."""
+        if self.layers is not None:
+            return [(f"model.layers.{index}", layer) for index, layer in enumerate(self.layers)]
+        implied: list[tuple[str | None, Layer]] = [(None, FlattenLayer(type="flatten"))] if images else []
+        return implied + [
+            (f"model.hidden_layers.{index}", _dense(layer))
+            for index, layer in enumerate(self.hidden_layers or [])
+        ]
+
+    def plan(self, data: DataShape) -> NetworkPlan:
+        """Every layer's output shape and the parameter count on ``data``; ``NetworkInfeasible``
+        naming the layer that cannot be built."""
+        return plan_layers(self.spec_layers(data.images), data)
+
+
+def _dense(layer: int | LayerSpec) -> DenseLayer:
+    if isinstance(layer, int):
+        return DenseLayer(type="dense", units=layer)
+    return DenseLayer(type="dense", units=layer.units, l1=layer.l1, l2=layer.l2, dropout=layer.dropout)
 
 
 class AugmentationSpec(SpecModel):
@@ -218,7 +278,7 @@ class JobSpec(SpecModel):
         default_factory=dict, max_length=16, description="Labels to filter the job list by."
     )
     dataset: DatasetSpec = Field(default_factory=DatasetSpec, description="What to train on.")
-    model: ModelSpec = Field(default_factory=ModelSpec, description="The Dense network.")
+    model: ModelSpec = Field(default_factory=ModelSpec, description="The network.")
     regularization: RegularizationSpec = Field(
         default_factory=RegularizationSpec, description="L1, L2, dropout, augmentation, early stopping."
     )

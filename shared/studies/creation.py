@@ -2,6 +2,7 @@
 at once, within the tenant's quota, and as many sent as its cap allows."""
 
 from shared.datasets.store import DatasetStore
+from shared.jobs.submission import check_trainable
 from shared.models.jobs import JobRecord, StudyMembership, new_job_id, utc_now
 from shared.models.studies import StudyJob, StudyRecord, StudyRequest
 from shared.settings import Settings
@@ -16,7 +17,7 @@ def create_study(
     ``TooManyRequests`` when its jobs would take the tenant past its quota (nothing is stored)."""
     variants = expand(request, settings)
     for _, job in variants:
-        datasets.check_spec(job.spec, tenant)
+        check_trainable(job.spec, tenant, datasets, settings)
     study_id = new_job_id()
     jobs = [
         JobRecord.new(

@@ -127,6 +127,7 @@ def test_spec_caps_name_their_limit(client: httpx.Client, settings_env: Settings
     (error,) = response.json()["errors"]
     assert error["field"] == "model.hidden_layers"
     assert f"{settings_env.max_model_parameters:,}" in error["message"]
+    assert f"{785 * 8192 + 2 * 8193 * 8192 + 8193 * 10:,}" in error["message"]  # the model's own count
 
 
 def test_responses_carry_security_headers_and_no_cors(client: httpx.Client) -> None:

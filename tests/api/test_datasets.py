@@ -71,8 +71,9 @@ def test_an_npz_uploads_with_its_description(client: httpx.Client) -> None:
         6,
         True,
     )
-    assert info["image_shape"] == [28, 28]
-    assert sum(info["class_counts"].values()) == 54
+    assert (info["kind"], info["shape"], info["labels"]) == ("images", [28, 28, 1], "classes")
+    assert [c["name"] for c in info["classes"]] == [str(index) for index in range(10)]
+    assert sum(c["count"] for c in info["classes"]) == 54
     assert client.get(f"/v1/datasets/{info['id']}").json() == info
 
 

@@ -91,9 +91,18 @@ def test_metrics_of_a_queued_job_are_empty(client: httpx.Client) -> None:
     }
 
 
-def test_presets_are_the_articles_six(client: httpx.Client) -> None:
+def test_presets_are_the_articles_six_and_the_convnets(client: httpx.Client) -> None:
     presets = {p["name"]: p for p in client.get("/v1/presets").json()}
-    assert list(presets) == ["baseline", "l2", "l1", "dropout", "augmentation", "early_stopping"]
+    articles = ["baseline", "l2", "l1", "dropout", "augmentation", "early_stopping"]
+    assert list(presets) == [*articles, "convnet", "convnet_augmented"]
+    assert [layer["type"] for layer in presets["convnet"]["spec"]["model"]["layers"]] == [
+        "conv2d",
+        "max_pool2d",
+        "conv2d",
+        "max_pool2d",
+        "flatten",
+        "dropout",
+    ]
     assert presets["l2"]["spec"]["regularization"]["l2"] == 1e-4
     assert presets["baseline"]["spec"]["training"] == {
         "epochs": 10,

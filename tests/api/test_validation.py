@@ -45,6 +45,25 @@ MALFORMED: list[tuple[dict[str, Any], str]] = [
         "regularization.early_stopping.monitor",
     ),
     ({"model": {"hidden_layers": [8192] * 4}}, "model.hidden_layers"),
+    ({"model": {"hidden_layers": [8], "layers": [{"type": "flatten"}]}}, "model.layers"),
+    ({"model": {"layers": [{"type": "lstm", "units": 4}]}}, "model.layers.0"),
+    ({"model": {"layers": [{"type": "conv2d"}, {"type": "flatten"}]}}, "model.layers.0.filters"),
+    (
+        {"model": {"layers": [{"type": "conv2d", "filters": 4, "kernel_size": 0}]}},
+        "model.layers.0.kernel_size",
+    ),
+    ({"model": {"layers": [{"type": "flatten"}, {"type": "conv2d", "filters": 4}]}}, "model.layers.1.type"),
+    (
+        {
+            "model": {
+                "layers": [{"type": "conv2d", "filters": 4, "kernel_size": 15}] * 2 + [{"type": "flatten"}]
+            }
+        },
+        "model.layers.1.kernel_size",
+    ),
+    ({"model": {"layers": [{"type": "conv2d", "filters": 4}]}}, "model.layers.0"),
+    ({"model": {"layers": [{"type": "dense", "units": 4}]}}, "model.layers.0"),
+    ({"model": {"task": "regression"}, "dataset": {"name": "fashion_mnist"}}, "model.task"),
 ]
 
 

@@ -159,3 +159,37 @@ def test_augmentation_and_zca_train_end_to_end(client: httpx.Client, tmp_path: P
     assert predictions.shape == (3, 10)
     assert np.allclose(predictions.sum(axis=1), 1, atol=1e-5)
     assert "RandomAffine" not in layers
+
+
+def test_a_small_convnet_with_augmentation_trains_and_loads_in_plain_keras(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    layers = [
+        {"type": "conv2d", "filters": 8, "kernel_size": 3},
+        {"type": "max_pool2d", "pool_size": 2},
+        {"type": "batch_norm"},
+        {"type": "conv2d", "filters": 8, "kernel_size": 3, "padding": "same", "l2": 1e-4},
+        {"type": "flatten"},  # not a global pooling: the learnable images' label is a position
+        {"type": "dropout", "rate": 0.1},
+        {"type": "dense", "units": 16},
+    ]
+    augmentation = {"rotation": 0.02, "translation": 0.05, "zoom": 0.05}
+    spec = tiny_spec(
+        name="small convnet",
+        model={"hidden_layers": None, "layers": layers},
+        regularization={"augmentation": augmentation},
+        training={"epochs": 3},
+    )
+    job_id = submit(client, spec)
+    job = wait_until(client, job_id, "succeeded", "failed", "cancelled")
+    assert job["status"] == "succeeded", job["error"]
+    assert [r["epoch"] for r in records(client, job_id)["records"]] == [1, 2, 3]
+    assert job["result"]["test_accuracy"] > 0.3, "the learnable dataset is learnt"
+    response = client.get(f"/v1/jobs/{job_id}/model")
+    assert response.status_code == 200
+    (tmp_path / "model.keras").write_bytes(response.content)
+    images = np.random.default_rng(0).integers(0, 255, size=(3, 28, 28)).astype("uint8")
+    predictions, names = predict_with_plain_keras(tmp_path / "model.keras", images)
+    assert predictions.shape == (3, 10)
+    assert "Conv2D" in names
+    assert "RandomAffine" not in names

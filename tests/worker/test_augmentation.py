@@ -11,10 +11,11 @@ from keras import ops
 
 from shared.artifacts import model_path, promote_checkpoint
 from shared.models.spec import JobSpec
+from tests.helpers import mnist_model
 from tests.plain_keras import predict_with_plain_keras
 from worker.augmentation import AffineDraw, RandomAffine, affine_rows, has_augmentation, without_augmentation
 from worker.checkpoints import Checkpoint, Checkpointer, load_checkpoint, save_model
-from worker.model import build_model, compile_model
+from worker.model import compile_model
 
 # Odd sides put the centre on a pixel (row 12, column 13), so every expected spot is a whole pixel.
 HEIGHT, WIDTH = 25, 27
@@ -124,7 +125,7 @@ def augmented_model() -> keras.Model:
     spec = JobSpec.model_validate(
         {"model": {"hidden_layers": [16]}, "regularization": {"augmentation": AUGMENTATION, "dropout": 0.2}}
     )
-    model = build_model(spec)
+    model = mnist_model(spec)
     compile_model(model, spec)
     rng = np.random.default_rng(0)
     model.fit(rng.integers(0, 256, (64, 28, 28)), rng.integers(0, 10, 64), epochs=1, verbose=0)
@@ -134,7 +135,7 @@ def augmented_model() -> keras.Model:
 def test_the_model_has_one_augmentation_layer_only_when_the_spec_asks() -> None:
     model = augmented_model()
     assert [type(layer).__name__ for layer in model.layers].count("RandomAffine") == 1
-    assert not has_augmentation(build_model(JobSpec.model_validate({"model": {"hidden_layers": [8]}})))
+    assert not has_augmentation(mnist_model(JobSpec.model_validate({"model": {"hidden_layers": [8]}})))
 
 
 def test_a_checkpoint_keeps_the_layer_and_resumes_its_random_stream(tmp_path: Path) -> None:
@@ -165,7 +166,7 @@ def test_the_model_without_augmentation_shares_the_weights_and_predicts_the_same
     assert stripped.get_layer("hidden_1") is model.get_layer("hidden_1")
     x = np.random.default_rng(2).integers(0, 256, (8, 28, 28)).astype(np.float32)
     assert np.allclose(stripped.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
-    plain = build_model(JobSpec.model_validate({"model": {"hidden_layers": [8]}}))
+    plain = mnist_model(JobSpec.model_validate({"model": {"hidden_layers": [8]}}))
     assert without_augmentation(plain) is plain
 
 
