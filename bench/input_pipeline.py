@@ -64,7 +64,7 @@ def per_batch_costs(spec: JobSpec, batch_size: int, repeats: int = 100) -> dict[
     import numpy as np
     import tensorflow as tf
 
-    from worker.model import augmentation_layer, build_model, compile_model
+    from worker.model import augmentation_layer, builtin_model, compile_model
 
     aug, seed = spec.regularization.augmentation, spec.training.seed
     rng = np.random.default_rng(0)
@@ -99,8 +99,8 @@ def per_batch_costs(spec: JobSpec, batch_size: int, repeats: int = 100) -> dict[
     )
     costs = {name: _ms_per_call(tf.function(case), repeats) for name, case in cases.items()}
     plain = JobSpec.model_validate({})
-    model = build_model(plain)
-    compile_model(model, plain)
+    model = builtin_model(plain)
+    compile_model(model, plain, "classification")
     x = rng.integers(0, 256, (batch_size, 28, 28)).astype(np.uint8)
     y = rng.integers(0, 10, batch_size).astype(np.uint8)
     costs["training step without augmentation"] = _ms_per_call(lambda: model.train_on_batch(x, y), repeats)

@@ -45,13 +45,13 @@ def plain_seconds(spec: JobSpec, arrays: Any, folder: Path) -> float:
     import keras
 
     from worker.data import split_dataset
-    from worker.model import build_model, compile_model
+    from worker.model import builtin_model, compile_model
 
     started = time.perf_counter()
     keras.utils.set_random_seed(spec.training.seed)
     split = split_dataset(arrays, spec.dataset.validation_split, spec.dataset.train_limit, spec.training.seed)
-    model = build_model(spec)
-    compile_model(model, spec)
+    model = builtin_model(spec)
+    compile_model(model, spec, "classification")
     model.fit(
         split.x_train,
         split.y_train,
@@ -72,12 +72,12 @@ def checkpoint_seconds(spec: JobSpec, arrays: Any, folder: Path, repeats: int = 
 
     from worker.checkpoints import Checkpoint, Checkpointer
     from worker.data import split_dataset
-    from worker.model import build_model, compile_model
+    from worker.model import builtin_model, compile_model
 
     split = split_dataset(arrays, spec.dataset.validation_split, 1024, spec.training.seed)
     keras.utils.set_random_seed(spec.training.seed)
-    model = build_model(spec)
-    compile_model(model, spec)
+    model = builtin_model(spec)
+    compile_model(model, spec, "classification")
     model.fit(split.x_train, split.y_train, batch_size=spec.training.batch_size, epochs=1, verbose=0)
     checkpointer = Checkpointer(folder, "0" * 24, 1)
     times = []

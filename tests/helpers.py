@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from shared.models.datasets import BUILTIN_SHAPES
 from shared.models.jobs import EpochRecord, utc_now
 from shared.models.spec import JobSpec
 
@@ -105,7 +104,6 @@ def epoch_record(number: int, attempt: int = 1) -> EpochRecord:
 
 def mnist_model(spec: JobSpec, zca: tuple[Any, Any] | None = None) -> Any:
     """The Keras model a worker builds for ``spec`` on MNIST's 28x28 pixels."""
-    from worker.model import build_model  # Keras loads only in the tests that build models
+    from worker.model import builtin_model  # Keras loads only in the tests that build models
 
-    plan = spec.model.plan(BUILTIN_SHAPES["mnist"].data_shape(spec.model.task))
-    return build_model(spec, plan, (28, 28), zca)
+    return builtin_model(spec, "mnist", zca)

@@ -202,7 +202,12 @@ class EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         for name, value in values.items():
             if not math.isfinite(value):
                 raise TrainingError(f"{name} became {value} in epoch {epoch}; try a lower learning rate")
-        accuracy, val_accuracy = values["accuracy"], values.get("val_accuracy")
+        accuracy, val_accuracy = values.get("accuracy"), values.get("val_accuracy")
+        data_loss, val_data_loss = values.get("data_loss"), values.get("val_data_loss")
+        if accuracy is not None:
+            gap = None if val_accuracy is None else accuracy - val_accuracy
+        else:
+            gap = None if val_data_loss is None or data_loss is None else val_data_loss - data_loss
         train_seconds = self._train_seconds or seconds
         return EpochRecord(
             epoch=epoch,
@@ -210,10 +215,12 @@ class EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]
             accuracy=accuracy,
             val_loss=values.get("val_loss"),
             val_accuracy=val_accuracy,
-            data_loss=values.get("data_loss"),
-            val_data_loss=values.get("val_data_loss"),
+            mae=values.get("mae"),
+            val_mae=values.get("val_mae"),
+            data_loss=data_loss,
+            val_data_loss=val_data_loss,
             regularization_penalty=self._penalty(),
-            generalization_gap=None if val_accuracy is None else accuracy - val_accuracy,
+            generalization_gap=gap,
             learning_rate=float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
             epoch_seconds=seconds,
             samples_per_second=self.train_samples / train_seconds if train_seconds > 0 else 0.0,

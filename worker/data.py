@@ -1,7 +1,8 @@
 """Datasets: MNIST-style IDX files read with numpy in one pass each, split, and ZCA fitted."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -9,8 +10,10 @@ import numpy.typing as npt
 from shared.datasets.idx import IDX_STEMS, IdxError, parse_idx
 from shared.errors import TrainingError
 
-Images = npt.NDArray[np.uint8]
-Labels = npt.NDArray[np.uint8]
+Images = npt.NDArray[Any]
+"""Samples: uint8 images (N, H, W) or (N, H, W, C), or float32 feature vectors (N, F)."""
+Labels = npt.NDArray[Any]
+"""Integer class indices (N,), or float32 targets (N, T)."""
 Floats = npt.NDArray[np.float32]
 
 FOLDERS = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}
@@ -18,7 +21,7 @@ FOLDERS = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}
 
 @dataclass(frozen=True)
 class Arrays:
-    """A dataset as published: training and test images (N, 28, 28) and labels (N,)."""
+    """A dataset's training and test samples and labels."""
 
     x_train: Images
     y_train: Labels
@@ -115,3 +118,28 @@ def fit_zca(images: Images, epsilon: float) -> tuple[Floats, Floats]:
     eigenvectors, eigenvalues, _ = np.linalg.svd(covariance)
     matrix = (eigenvectors / np.sqrt(eigenvalues + epsilon)) @ eigenvectors.T
     return mean.astype(np.float32), matrix.astype(np.float32)
+
+
+def as_targets(split: Split) -> Split:
+    """The split with its integer classes as float targets (N, 1), to be regressed."""
+
+    def targets(labels: Labels) -> Labels:
+        return labels.astype(np.float32).reshape(len(labels), -1)
+
+    y_val = None if split.y_val is None else targets(split.y_val)
+    return replace(split, y_train=targets(split.y_train), y_val=y_val, y_test=targets(split.y_test))
+
+
+def feature_statistics(features: Images) -> tuple[Floats, Floats]:
+    """Each feature's mean and variance on ``features``, for the model's standardization (a
+    constant feature keeps a variance of 1, so it is centred, not divided by zero)."""
+    mean = features.mean(axis=0, dtype=np.float64)
+    variance = features.var(axis=0, dtype=np.float64)
+    return mean.astype(np.float32), np.where(variance > 0, variance, 1.0).astype(np.float32)
+
+
+def r_squared(targets: Labels, predicted: Floats) -> float:
+    """The coefficient of determination of ``predicted`` for ``targets``, over every target."""
+    residual = float(((targets - predicted) ** 2).sum())
+    total = float(((targets - targets.mean(axis=0)) ** 2).sum())
+    return 1.0 - residual / total if total > 0 else 0.0

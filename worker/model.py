@@ -9,6 +9,7 @@ from typing import Any
 
 import keras
 
+from shared.models.datasets import BUILTIN_SHAPES
 from shared.models.network import (
     BatchNormLayer,
     Conv2DLayer,
@@ -20,6 +21,7 @@ from shared.models.network import (
     Layer,
     NetworkPlan,
     Pool2DLayer,
+    Task,
 )
 from shared.models.spec import JobSpec
 from worker.augmentation import RandomAffine
@@ -62,10 +64,16 @@ def hidden_dtype(spec: JobSpec) -> str | None:
 
 
 def build_model(
-    spec: JobSpec, plan: NetworkPlan, raw_shape: tuple[int, ...], zca: tuple[Any, Any] | None = None
+    spec: JobSpec,
+    plan: NetworkPlan,
+    raw_shape: tuple[int, ...],
+    zca: tuple[Any, Any] | None = None,
+    standardization: tuple[Any, Any] | None = None,
 ) -> keras.Model:
-    """The planned network on raw samples of ``raw_shape`` (pixels 0-255, with or without their
-    channel axis): scaling, augmentation and ZCA are layers, then the plan's layers and the head.
+    """The planned network on raw samples of ``raw_shape``: images (pixels 0-255, with or without
+    their channel axis), scaled, augmented and whitened by layers; or feature vectors,
+    standardized by a Normalization layer holding the training split's ``standardization`` (mean
+    and variance per feature). Then the plan's layers and the head.
 
     The random augmentation layer acts only in training (and is left out of the model a user
     downloads: ``worker.augmentation.without_augmentation``); ZCA whitening is a frozen Dense layer
@@ -78,8 +86,13 @@ def build_model(
     float32's precision.
     """
     reg, seed, dtype, sample = spec.regularization, spec.training.seed, hidden_dtype(spec), plan.data.sample
-    inputs = keras.Input(shape=raw_shape, name="pixels")
-    x = keras.layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
+    if not plan.data.images:
+        inputs = keras.Input(shape=raw_shape, name="features")
+        mean, variance = standardization if standardization is not None else (0.0, 1.0)
+        x = keras.layers.Normalization(mean=mean, variance=variance, name="standardize")(inputs)
+    else:
+        inputs = keras.Input(shape=raw_shape, name="pixels")
+        x = keras.layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
     if len(raw_shape) != len(sample):
         x = keras.layers.Reshape(sample, name="channel")(x)
     augmentation = augmentation_layer(spec)
@@ -113,6 +126,12 @@ def build_model(
         mean, matrix = zca
         whitening.set_weights([matrix, -(mean @ matrix)])
     return model
+
+
+def builtin_model(spec: JobSpec, name: str = "mnist", zca: tuple[Any, Any] | None = None) -> keras.Model:
+    """The model a worker builds for ``spec`` on a built-in dataset's 28x28 pixels."""
+    plan = spec.model.plan(BUILTIN_SHAPES[name].data_shape(spec.model.task))
+    return build_model(spec, plan, (28, 28), zca)
 
 
 def _dense(layer: DenseLayer, number: int, spec: JobSpec, dtype: str | None) -> keras.layers.Layer:
@@ -182,14 +201,17 @@ def make_optimizer(spec: JobSpec) -> keras.optimizers.Optimizer:
     return optimizer
 
 
-def compile_model(model: keras.Model, spec: JobSpec) -> None:
-    """Compile for sparse labels, with accuracy and the data loss as metrics."""
+def compile_model(model: keras.Model, spec: JobSpec, task: Task) -> None:
+    """Compile for the task: sparse cross-entropy and accuracy for classes, mean squared error and
+    mean absolute error for targets; and the data loss (the loss without the penalty) as a metric."""
     # Keras's loss includes the regularization penalty; this metric is the data loss alone.
-    data_loss = keras.metrics.SparseCategoricalCrossentropy(name="data_loss")
     jit_compile = "auto" if spec.training.jit_compile is None else spec.training.jit_compile
+    if task == "classification":
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+        data_loss: keras.metrics.Metric = keras.metrics.SparseCategoricalCrossentropy(name="data_loss")
+    else:
+        loss, metrics = "mean_squared_error", ["mae"]
+        data_loss = keras.metrics.MeanSquaredError(name="data_loss")
     model.compile(
-        optimizer=make_optimizer(spec),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy", data_loss],
-        jit_compile=jit_compile,
+        optimizer=make_optimizer(spec), loss=loss, metrics=[*metrics, data_loss], jit_compile=jit_compile
     )

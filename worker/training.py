@@ -6,6 +6,7 @@ the process that trains may import it, never a process that forks afterwards.
 """
 
 import logging
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,15 +17,24 @@ from shared.artifacts import dataset_path, model_path
 from shared.datasets.store import DatasetStore
 from shared.errors import SpecInvalid, StaleAttempt, TrainingError
 from shared.jobs.store import JobStore
-from shared.models.datasets import DatasetShape
 from shared.models.jobs import BestEpoch, JobRecord, JobResult, StopReason
-from shared.models.network import NetworkInfeasible
+from shared.models.network import DataShape, NetworkInfeasible, Task
 from shared.models.spec import BUILTIN_DATASETS, JobSpec
 from shared.settings import Settings
 from worker.backend import backend_name, describe_device
 from worker.callbacks import EpochRecorder, GuardedEarlyStopping, StopController
 from worker.checkpoints import Checkpoint, Checkpointer, load_checkpoint, save_model
-from worker.data import Arrays, Split, fit_zca, load_upload, read_idx_dataset, split_dataset
+from worker.data import (
+    Arrays,
+    Split,
+    as_targets,
+    feature_statistics,
+    fit_zca,
+    load_upload,
+    r_squared,
+    read_idx_dataset,
+    split_dataset,
+)
 from worker.lease import AttemptSignals
 from worker.model import build_model, compile_model
 
@@ -59,12 +69,15 @@ def load_arrays(name: str, datasets_dir: Path | None, artifacts_dir: Path) -> Ar
     return Arrays(x_train, y_train, x_test, y_test)
 
 
-def monitored(spec: JobSpec) -> tuple[str, str]:
+def monitored(spec: JobSpec, task: Task = "classification") -> tuple[str, str]:
     """The metric that defines a job's best epoch, and whether it should rise or fall."""
     stopping = spec.regularization.early_stopping
     if stopping is not None:
         return stopping.monitor, stopping.resolved_mode()
-    return ("val_accuracy" if spec.dataset.validation_split > 0 else "accuracy"), "max"
+    validated = spec.dataset.validation_split > 0
+    if task == "regression":
+        return ("val_data_loss" if validated else "data_loss"), "min"
+    return ("val_accuracy" if validated else "accuracy"), "max"
 
 
 def _early_stopping(spec: JobSpec, controller: StopController) -> GuardedEarlyStopping | None:
@@ -82,32 +95,40 @@ def _early_stopping(spec: JobSpec, controller: StopController) -> GuardedEarlySt
     )
 
 
-def prepare_data(spec: JobSpec, settings: Settings) -> Split:
-    """The job's data: the same split on every attempt, since the spec seeds it."""
+def prepare_data(spec: JobSpec, settings: Settings, data: DataShape) -> Split:
+    """The job's data: the same split on every attempt, since the spec seeds it. Integer classes
+    regressed become float targets."""
     keras.utils.set_random_seed(spec.training.seed)
     arrays = load_arrays(spec.dataset.name, settings.datasets_dir, settings.artifacts_dir)
-    return split_dataset(arrays, spec.dataset.validation_split, spec.dataset.train_limit, spec.training.seed)
+    split = split_dataset(arrays, spec.dataset.validation_split, spec.dataset.train_limit, spec.training.seed)
+    return as_targets(split) if data.task == "regression" else split
 
 
-def dataset_shape(attempt: "Attempt", store: JobStore, settings: Settings) -> DatasetShape:
-    """The shape of the attempt's dataset, as its description in Redis says."""
+def dataset_shape(attempt: "Attempt", store: JobStore, settings: Settings) -> DataShape:
+    """What the attempt's network trains on, as the dataset's description (in Redis, for an
+    upload) and the spec's task say."""
     try:
-        return DatasetStore(store, settings.artifacts_dir).shape_of(attempt.spec, attempt.tenant)
+        shape = DatasetStore(store, settings.artifacts_dir).shape_of(attempt.spec, attempt.tenant)
+        return shape.data_shape(attempt.spec.model.task)
     except SpecInvalid:
         raise TrainingError("the uploaded dataset is gone (deleted, or its description is missing)") from None
+    except NetworkInfeasible as exc:
+        raise TrainingError(str(exc)) from None
 
 
-def fresh_model(spec: JobSpec, split: Split, shape: DatasetShape) -> keras.Model:
+def fresh_model(spec: JobSpec, split: Split, data: DataShape) -> keras.Model:
     """A new compiled model of the network planned on the dataset's shape (as the API checked
-    it), with ZCA fitted on the training split when the spec asks for it."""
+    it), with ZCA fitted on the training split when the spec asks for it, and feature vectors
+    standardized with the training split's statistics."""
     try:
-        plan = spec.model.plan(shape.data_shape(spec.model.task))
+        plan = spec.model.plan(data)
     except NetworkInfeasible as exc:
         raise TrainingError(str(exc)) from None
     augmentation = spec.regularization.augmentation
     zca = fit_zca(split.x_train, augmentation.zca_epsilon) if augmentation.zca_whitening else None
-    model = build_model(spec, plan, split.x_train.shape[1:], zca)
-    compile_model(model, spec)
+    standardization = None if data.images else feature_statistics(split.x_train)
+    model = build_model(spec, plan, split.x_train.shape[1:], zca, standardization)
+    compile_model(model, spec, data.task)
     return model
 
 
@@ -138,9 +159,10 @@ def start(record: JobRecord, store: JobStore, settings: Settings) -> Attempt:
 def train(attempt: Attempt, store: JobStore, settings: Settings, signals: AttemptSignals) -> TrainingOutcome:
     """Train (on from the resume point), record every epoch, evaluate on the test set, and save."""
     spec, job_id = attempt.spec, attempt.job_id
-    split = prepare_data(spec, settings)
+    data = dataset_shape(attempt, store, settings)
+    split = prepare_data(spec, settings, data)
     resumed = attempt.resume_checkpoint
-    model = resumed.model if resumed else fresh_model(spec, split, dataset_shape(attempt, store, settings))
+    model = resumed.model if resumed else fresh_model(spec, split, data)
     state = resumed.state if resumed else {}
     controller = StopController(
         store,
@@ -165,7 +187,7 @@ def train(attempt: Attempt, store: JobStore, settings: Settings, signals: Attemp
         Checkpointer(settings.artifacts_dir, job_id, attempt.number),
         stopping,
         train_samples=len(split.x_train),
-        monitor=monitored(spec),
+        monitor=monitored(spec, data.task),
         retry_seconds=settings.redis_retry_seconds,
         resumed=(attempt.resume_epoch, attempt.resume_best),
     )
@@ -180,7 +202,7 @@ def train(attempt: Attempt, store: JobStore, settings: Settings, signals: Attemp
         callbacks=[cb for cb in (controller, stopping, recorder) if cb is not None],
         verbose=0,
     )
-    return conclude(attempt, model, split, settings, controller, recorder, stopping)
+    return conclude(attempt, model, split, settings, controller, recorder, stopping, data.task)
 
 
 def conclude(
@@ -191,6 +213,7 @@ def conclude(
     controller: StopController,
     recorder: EpochRecorder,
     stopping: GuardedEarlyStopping | None,
+    task: Task,
 ) -> TrainingOutcome:
     """Save the model (the best weights when early stopping restored them) and test it.
 
@@ -210,14 +233,22 @@ def conclude(
     if controller.reason is StopReason.CANCELLED:
         return TrainingOutcome(StopReason.CANCELLED, None, has_model)
     reason = controller.reason or _natural_stop(stopping, recorder.last_epoch, attempt.spec.training.epochs)
-    scores = model.evaluate(split.x_test, split.y_test, batch_size=1024, verbose=0, return_dict=True)
-    result = JobResult(
-        test_loss=float(scores["data_loss"]),
-        test_accuracy=float(scores["accuracy"]),
-        best_epoch=recorder.best.epoch if recorder.best else None,
-        stopped_epoch=recorder.last_epoch,
-    )
+    best_epoch = recorder.best.epoch if recorder.best else None
+    result = test_result(model, split, task, best_epoch, recorder.last_epoch)
     return TrainingOutcome(reason, result, has_model)
+
+
+def test_result(model: keras.Model, split: Split, task: Task, best_epoch: int | None, last: int) -> JobResult:
+    """The model's scores on the test set: accuracy for classes; MAE, RMSE and R² for targets."""
+    scores = model.evaluate(split.x_test, split.y_test, batch_size=1024, verbose=0, return_dict=True)
+    result = JobResult(test_loss=float(scores["data_loss"]), best_epoch=best_epoch, stopped_epoch=last)
+    if task == "classification":
+        result.test_accuracy = float(scores["accuracy"])
+        return result
+    predicted = model.predict(split.x_test, batch_size=1024, verbose=0)
+    result.test_mae, result.test_rmse = float(scores["mae"]), math.sqrt(float(scores["data_loss"]))
+    result.test_r2 = r_squared(split.y_test, predicted)
+    return result
 
 
 def _natural_stop(stopping: keras.callbacks.EarlyStopping | None, last_epoch: int, epochs: int) -> StopReason:

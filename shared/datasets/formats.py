@@ -10,6 +10,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,19 +18,42 @@ from PIL import Image, UnidentifiedImageError
 
 from shared.datasets.idx import IdxError, idx_part, parse_idx
 from shared.errors import FieldError, SpecInvalid
-from shared.models.spec import IMAGE_SHAPE, NUM_CLASSES
+from shared.models.datasets import (
+    MAX_CLASSES,
+    MAX_FEATURES,
+    MAX_IMAGE_SIDE,
+    MAX_TARGETS,
+    MIN_CLASSES,
+    MIN_IMAGE_SIDE,
+    DatasetKind,
+)
 
-Array = npt.NDArray[np.uint8]
+Array = npt.NDArray[Any]
 MIN_SAMPLES = 20
 
 
 @dataclass(frozen=True)
 class UploadedArrays:
+    """An upload's arrays, checked: images as uint8 (N, H, W) or (N, H, W, C), or feature vectors
+    as float32 (N, F); labels as class indices (with the classes' names) or float32 targets
+    (N, T)."""
+
     x_train: Array
     y_train: Array
     x_test: Array
     y_test: Array
     test_held_out: bool
+    class_names: list[str] | None = None
+    column_names: list[str] | None = None
+
+    @property
+    def kind(self) -> DatasetKind:
+        return "features" if self.x_train.ndim == 2 else "images"
+
+    @property
+    def sample_shape(self) -> list[int]:
+        shape = list(self.x_train.shape[1:])
+        return [*shape, 1] if len(shape) == 2 else shape
 
 
 def refuse(message: str, kind: str = "invalid_dataset") -> SpecInvalid:
@@ -128,13 +152,15 @@ def _images_from_csv(
     if not rows or {"filename", "label"} - set(rows[0]):
         raise refuse(f"{key} needs filename,label columns and at least one row")
     images, labels, problems = [], [], []
+    form: ImageForm | None = None
     for number, entry in enumerate(rows, start=2):
         path = str(root / entry["filename"]) if str(root) != "." else entry["filename"]
         if _escapes(entry["filename"] or "") or path not in members:
             problems.append(f"{key} line {number}: no file {entry['filename']!r}")
             continue
         try:
-            images.append(_decode(members[path], path, convert))
+            image, form = _decode(members[path], path, convert, form)
+            images.append(image)
             labels.append(int(entry["label"]))
         except ValueError as exc:
             problems.append(f"{key} line {number}: {exc}")
@@ -145,40 +171,81 @@ def _images_from_csv(
     return np.stack(images), np.array(labels)
 
 
-def _decode(data: bytes, path: str, convert: bool) -> Array:
+ImageForm = tuple[str, tuple[int, int]]
+"""An image's mode (``L`` or ``RGB``) and size (width, height)."""
+
+
+def _decode(data: bytes, path: str, convert: bool, first: ImageForm | None) -> tuple[Array, ImageForm]:
+    """One image as (H, W) grayscale or (H, W, 3) colour pixels, in the form of the upload's first
+    image (``first``; None for the first itself). Its size is checked from its header, before
+    anything is decoded. With ``convert``, an image of another size is resized to the first's,
+    and a colour image among grayscale ones made grayscale; a grayscale image among colour ones is
+    always made colour (nothing is lost)."""
     try:
         image = Image.open(io.BytesIO(data))
-        image.load()
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"{path} is not an image that can be decoded ({type(exc).__name__})") from None
-    if image.mode != "L" or image.size != IMAGE_SHAPE[::-1]:
-        if not convert:
-            raise ValueError(
-                f"{path} is {image.mode} {image.size[0]}x{image.size[1]}, not 28x28 grayscale (L)"
-            )
-        return np.asarray(image.convert("L").resize(IMAGE_SHAPE[::-1]), dtype=np.uint8)
-    return np.asarray(image, dtype=np.uint8)
+    width, height = image.size
+    if not all(MIN_IMAGE_SIDE <= side <= MAX_IMAGE_SIDE for side in (width, height)):
+        raise ValueError(
+            f"{path} is {width}x{height}: height and width go from {MIN_IMAGE_SIDE} to {MAX_IMAGE_SIDE}"
+        )
+    mode = "L" if image.mode in ("1", "L", "LA", "I", "I;16") else "RGB"
+    target_mode, target_size = first or (mode, image.size)
+    if image.size != target_size and not convert:
+        raise ValueError(
+            f"{path} is {width}x{height}, the first image {target_size[0]}x{target_size[1]} "
+            "(convert=true resizes every image to the first's size)"
+        )
+    if mode == "RGB" and target_mode == "L" and not convert:
+        raise ValueError(f"{path} is in colour among grayscale images (convert=true makes it grayscale)")
+    try:
+        image.load()
+        converted = image.convert(target_mode)
+        if converted.size != target_size:
+            converted = converted.resize(target_size)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path} is not an image that can be decoded ({type(exc).__name__})") from None
+    return np.asarray(converted, dtype=np.uint8), (target_mode, target_size)
 
 
-def _checked(arrays: Mapping[str, npt.NDArray[np.generic]], convert: bool) -> UploadedArrays:
-    x_train, y_train = _images(arrays["x_train"], "x_train", convert), _labels(arrays["y_train"], "y_train")
+def _checked(
+    arrays: Mapping[str, npt.NDArray[np.generic]], convert: bool, column_names: list[str] | None = None
+) -> UploadedArrays:
+    x_train = _samples(arrays["x_train"], "x_train", convert)
+    has_test = "x_test" in arrays and "y_test" in arrays
+    x_test = _samples(arrays["x_test"], "x_test", convert) if has_test else None
+    if x_test is not None and x_test.shape[1:] != x_train.shape[1:]:
+        raise refuse(f"x_test's samples are {x_test.shape[1:]}, x_train's {x_train.shape[1:]}")
+    y_train, y_test, names = _labels(arrays["y_train"], arrays["y_test"] if has_test else None)
     _match(x_train, y_train, "train")
-    if "x_test" in arrays and "y_test" in arrays:
-        x_test, y_test = _images(arrays["x_test"], "x_test", convert), _labels(arrays["y_test"], "y_test")
+    if x_test is not None and y_test is not None:
         _match(x_test, y_test, "test")
-        return UploadedArrays(x_train, y_train, x_test, y_test, test_held_out=False)
+        return UploadedArrays(x_train, y_train, x_test, y_test, False, names, column_names)
     # No test set: the last tenth of the training samples becomes it, so every job can be tested.
     cut = len(x_train) - max(1, len(x_train) // 10)
-    return UploadedArrays(x_train[:cut], y_train[:cut], x_train[cut:], y_train[cut:], test_held_out=True)
+    return UploadedArrays(
+        x_train[:cut], y_train[:cut], x_train[cut:], y_train[cut:], True, names, column_names
+    )
 
 
-def _images(array: npt.NDArray[np.generic], name: str, convert: bool) -> Array:
-    if array.ndim == 4 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim != 3 or array.shape[1:] != IMAGE_SHAPE:
-        raise refuse(f"{name} has shape {array.shape}; images must be (N, 28, 28)")
+def _samples(array: npt.NDArray[np.generic], name: str, convert: bool) -> Array:
+    """Images (N, H, W) or (N, H, W, C) with C 1 or 3, as uint8; or feature vectors (N, F) as float32."""
+    if array.ndim == 2:
+        return _features(array, name)
+    if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[-1] not in (1, 3)):
+        raise refuse(
+            f"{name} has shape {array.shape}: send images as (N, height, width) or (N, height, width, "
+            "channels) with 1 or 3 channels, or feature vectors as (N, features)"
+        )
+    height, width = array.shape[1:3]
+    if not all(MIN_IMAGE_SIDE <= side <= MAX_IMAGE_SIDE for side in (height, width)):
+        raise refuse(
+            f"{name}'s images are {height}x{width}: height and width go from {MIN_IMAGE_SIDE} to "
+            f"{MAX_IMAGE_SIDE}"
+        )
     if array.dtype == np.uint8:
-        return array.astype(np.uint8)
+        return array
     if (
         convert
         and np.issubdtype(array.dtype, np.floating)
@@ -189,12 +256,55 @@ def _images(array: npt.NDArray[np.generic], name: str, convert: bool) -> Array:
     raise refuse(f"{name} is {array.dtype}; send uint8 pixels (or floats in [0, 1] with convert=true)")
 
 
-def _labels(array: npt.NDArray[np.generic], name: str) -> Array:
-    if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
-        raise refuse(f"{name} must be a 1-D array of integer labels, not {array.dtype} {array.shape}")
-    if array.size and (int(array.min()) < 0 or int(array.max()) >= NUM_CLASSES):
-        raise refuse(f"{name} has labels from {int(array.min())} to {int(array.max())}; classes are 0-9")
-    return array.astype(np.uint8)
+def _features(array: npt.NDArray[np.generic], name: str) -> Array:
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise refuse(f"{name} is {array.dtype}; feature vectors must be numbers")
+    if not 1 <= array.shape[1] <= MAX_FEATURES:
+        raise refuse(f"{name} has {array.shape[1]} features; from 1 to {MAX_FEATURES} are allowed")
+    features = array.astype(np.float32)
+    if not np.isfinite(features).all():
+        row, column = (int(i) for i in np.argwhere(~np.isfinite(features))[0])
+        raise refuse(f"{name} row {row} column {column} is not a finite number")
+    return features
+
+
+def _labels(
+    train: npt.NDArray[np.generic], test: npt.NDArray[np.generic] | None
+) -> tuple[Array, Array | None, list[str] | None]:
+    """Class indices 0..K-1 (integers, or names mapped to indices in sorted order) or float32
+    targets (N, T), for both parts alike; the classes' names when they were names."""
+    parts = [("y_train", train)] + ([("y_test", test)] if test is not None else [])
+    for name, array in parts:
+        if array.ndim not in (1, 2) or (array.ndim == 2 and not np.issubdtype(array.dtype, np.floating)):
+            raise refuse(f"{name} must be 1-D labels (or 2-D float targets), not {array.dtype} {array.shape}")
+    if train.dtype.kind in "US":
+        names = sorted({str(label) for _, array in parts for label in array})
+        if not MIN_CLASSES <= len(names) <= MAX_CLASSES:
+            raise refuse(
+                f"y_train names {len(names)} classes; from {MIN_CLASSES} to {MAX_CLASSES} are allowed"
+            )
+        index = {label: number for number, label in enumerate(names)}
+        coded = [np.array([index[str(label)] for label in array], dtype=np.int32) for _, array in parts]
+        return coded[0], coded[1] if test is not None else None, names
+    if np.issubdtype(train.dtype, np.floating):
+        targets = [np.asarray(array, dtype=np.float32).reshape(len(array), -1) for _, array in parts]
+        if targets[0].shape[1] > MAX_TARGETS or any(t.shape[1] != targets[0].shape[1] for t in targets):
+            raise refuse(f"targets must be the same 1 to {MAX_TARGETS} columns in train and test")
+        if not all(np.isfinite(t).all() for t in targets):
+            raise refuse("targets must be finite numbers")
+        return targets[0], targets[1] if test is not None else None, None
+    for name, array in parts:
+        if not np.issubdtype(array.dtype, np.integer):
+            raise refuse(f"{name} is {array.dtype}; y_train's labels are integers")
+    highest = max(int(array.max()) for _, array in parts if array.size)
+    lowest = min(int(array.min()) for _, array in parts if array.size)
+    if lowest < 0 or not MIN_CLASSES <= highest + 1 <= MAX_CLASSES:
+        raise refuse(
+            f"labels go from {lowest} to {highest}; classes are 0 to K-1, "
+            f"K from {MIN_CLASSES} to {MAX_CLASSES}"
+        )
+    coded = [array.astype(np.int32) for _, array in parts]
+    return coded[0], coded[1] if test is not None else None, None
 
 
 def _match(images: Array, labels: Array, part: str) -> None:

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from shared.artifacts import dataset_path
+from shared.datasets.description import columns, describe
 from shared.datasets.formats import UploadedArrays
 from shared.errors import Conflict, FieldError, JobNotFound, SpecInvalid
 from shared.jobs.creation import ACTIVE_OR_QUEUED
 from shared.jobs.store import JobStore
-from shared.models.datasets import BUILTIN_SHAPES, ClassInfo, DatasetInfo, DatasetShape
+from shared.models.datasets import BUILTIN_SHAPES, DatasetInfo, DatasetShape
 from shared.models.jobs import JobRecord, new_job_id, utc_now
-from shared.models.spec import NUM_CLASSES, JobSpec
+from shared.models.spec import JobSpec
 
 
 class DatasetStore:
@@ -25,22 +26,16 @@ class DatasetStore:
 
     def save(self, tenant: str, name: str | None, arrays: UploadedArrays) -> DatasetInfo:
         """Write the arrays, then describe them in Redis; the id is new."""
-        labels, counts = np.unique(arrays.y_train, return_counts=True)
-        counted = {int(label): int(count) for label, count in zip(labels, counts, strict=True)}
+        shape = describe(arrays)
         info = DatasetInfo(
+            **shape.model_dump(),
             id=new_job_id(),
             tenant=tenant,
             name=name,
             train_samples=len(arrays.x_train),
             test_samples=len(arrays.x_test),
             test_held_out=arrays.test_held_out,
-            kind="images",
-            shape=[*arrays.x_train.shape[1:], 1],
-            labels="classes",
-            classes=[
-                ClassInfo(index=index, name=str(index), count=counted.get(index, 0))
-                for index in range(NUM_CLASSES)
-            ],
+            columns=columns(arrays),
             created_at=utc_now(),
         )
         path = dataset_path(self.artifacts_dir, info.id)
@@ -52,6 +47,7 @@ class DatasetStore:
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         partial.write_bytes(buffer.getvalue())
         partial.replace(path)
+        info.stored_bytes = buffer.tell()
         pipe = self.store.redis.pipeline(transaction=True)
         pipe.set(self.keys.dataset(info.id), info.model_dump_json())
         pipe.zadd(self.keys.datasets_index(tenant), {info.id: 0})

@@ -3,6 +3,7 @@ queue and its feasibility checked at submit time), and the submission itself."""
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,9 +14,16 @@ from shared.errors import FieldError, SpecInvalid, field_errors
 from shared.jobs.creation import Idempotency
 from shared.jobs.dispatch import Dispatch
 from shared.models.jobs import JobRecord, new_job_id
-from shared.models.network import NetworkInfeasible, NetworkPlan
+from shared.models.network import DataShape, NetworkInfeasible, NetworkPlan, Task
 from shared.models.presets import PRESETS, deep_merge
-from shared.models.spec import JobSpec, JobSubmission, PresetName, QueueName
+from shared.models.spec import (
+    CLASSIFICATION_ONLY,
+    REGRESSION_ONLY,
+    JobSpec,
+    JobSubmission,
+    PresetName,
+    QueueName,
+)
 from shared.settings import Settings
 from shared.webhooks.targets import submission_refusal
 
@@ -83,9 +91,15 @@ def check_trainable(spec: JobSpec, tenant: str, datasets: DatasetStore, settings
     over the limit."""
     shape = datasets.shape_of(spec, tenant)
     try:
-        plan = spec.model.plan(shape.data_shape(spec.model.task))
+        data = shape.data_shape(spec.model.task)
+        plan = spec.model.plan(data)
     except NetworkInfeasible as exc:
         raise SpecInvalid([FieldError(exc.field, exc.message, "infeasible_network")]) from None
+    errors = regularization_errors(spec, data)
+    if spec.regularization.early_stopping is not None:
+        errors += metric_errors(spec.regularization.early_stopping.monitor, data.task, MONITOR_FIELD)
+    if errors:
+        raise SpecInvalid(errors)
     if plan.parameters > settings.max_model_parameters:
         field = "model.layers" if spec.model.layers is not None else "model.hidden_layers"
         message = (
@@ -94,6 +108,42 @@ def check_trainable(spec: JobSpec, tenant: str, datasets: DatasetStore, settings
         )
         raise SpecInvalid([FieldError(field, message, "limit_exceeded")])
     return plan
+
+
+MONITOR_FIELD = "regularization.early_stopping.monitor"
+MAX_ZCA_DIMENSION = 3072
+"""Largest sample ZCA whitens (32x32x3): its matrix is D x D, fitted and applied per sample."""
+
+
+def metric_errors(metric: str, task: Task, field: str) -> list[FieldError]:
+    """A refusal of ``metric`` when the task does not log it (accuracy is for classes, MAE for
+    regression)."""
+    logged = REGRESSION_ONLY if task == "classification" else CLASSIFICATION_ONLY
+    if metric not in logged:
+        return []
+    return [FieldError(field, f"a {task} job does not log {metric!r}", "metric_not_logged")]
+
+
+def regularization_errors(spec: JobSpec, data: DataShape) -> list[FieldError]:
+    """Refusals of augmentation the data cannot take: image transforms on feature vectors, and
+    ZCA past the dimension it can whiten."""
+    augmentation, field = spec.regularization.augmentation, "regularization.augmentation"
+    asked = [
+        name
+        for name in ("rotation", "translation", "zoom", "horizontal_flip", "zca_whitening")
+        if getattr(augmentation, name)
+    ]
+    if not data.images and asked:
+        message = "image augmentation on feature vectors; regularize them with a gaussian_noise layer"
+        return [FieldError(f"{field}.{asked[0]}", message, "infeasible_augmentation")]
+    dimension = math.prod(data.sample)
+    if augmentation.zca_whitening and dimension > MAX_ZCA_DIMENSION:
+        message = (
+            f"ZCA whitening of {dimension} values per sample needs a {dimension} x {dimension} matrix; "
+            f"it is offered up to {MAX_ZCA_DIMENSION} (32x32x3)"
+        )
+        return [FieldError(f"{field}.zca_whitening", message, "infeasible_augmentation")]
+    return []
 
 
 def check_device_options(spec: JobSpec, queue: QueueName) -> None:

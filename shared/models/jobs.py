@@ -84,9 +84,15 @@ class BestEpoch(BaseModel):
 
 class JobResult(BaseModel):
     test_loss: float = Field(
-        description="Cross-entropy on the test set, without the regularization penalty, so variants compare."
+        description="The data loss on the test set (cross-entropy, or mean squared error for regression), "
+        "without the regularization penalty, so variants compare."
     )
-    test_accuracy: float
+    test_accuracy: float | None = Field(None, description="Classification: accuracy on the test set.")
+    test_mae: float | None = Field(None, description="Regression: mean absolute error on the test set.")
+    test_rmse: float | None = Field(None, description="Regression: root mean squared error on the test set.")
+    test_r2: float | None = Field(
+        None, description="Regression: R² (coefficient of determination) on the test set."
+    )
     best_epoch: int | None = Field(description="Epoch of the best monitored value (1-based).")
     stopped_epoch: int = Field(description="The last epoch trained (1-based).")
 
@@ -101,15 +107,21 @@ class EpochRecord(BaseModel):
 
     epoch: int = Field(ge=1, description="1-based epoch index.")
     loss: float = Field(description="Training loss, regularization penalty included.")
-    accuracy: float
+    accuracy: float | None = Field(None, description="Classification: training accuracy.")
     val_loss: float | None = None
     val_accuracy: float | None = None
+    mae: float | None = Field(None, description="Regression: training mean absolute error.")
+    val_mae: float | None = Field(None, description="Regression: validation mean absolute error.")
     data_loss: float | None = Field(None, description="Training loss without the regularization penalty.")
     val_data_loss: float | None = Field(None, description="Validation loss without the penalty.")
     regularization_penalty: float = Field(
         description="Sum of the model's regularization losses at the end of the epoch."
     )
-    generalization_gap: float | None = Field(None, description="Training accuracy minus validation accuracy.")
+    generalization_gap: float | None = Field(
+        None,
+        description="Training accuracy minus validation accuracy; for regression, validation data loss "
+        "minus training data loss.",
+    )
     learning_rate: float
     epoch_seconds: float
     samples_per_second: float

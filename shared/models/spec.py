@@ -24,7 +24,11 @@ QueueName = Literal["cpu", "gpu"]
 BUILTIN_DATASETS = ("mnist", "fashion_mnist")
 DatasetName = Annotated[str, Field(pattern=r"^(mnist|fashion_mnist|[0-9a-f]{24})$")]
 Optimizer = Literal["adam", "sgd", "rmsprop", "adamw"]
-LoggedMetric = Literal["loss", "accuracy", "val_loss", "val_accuracy"]
+LoggedMetric = Literal[
+    "loss", "accuracy", "val_loss", "val_accuracy", "data_loss", "val_data_loss", "mae", "val_mae"
+]
+CLASSIFICATION_ONLY = ("accuracy", "val_accuracy")
+REGRESSION_ONLY = ("mae", "val_mae")
 PresetName = Literal[
     "baseline", "l2", "l1", "dropout", "augmentation", "early_stopping", "convnet", "convnet_augmented"
 ]

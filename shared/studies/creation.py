@@ -2,7 +2,8 @@
 at once, within the tenant's quota, and as many sent as its cap allows."""
 
 from shared.datasets.store import DatasetStore
-from shared.jobs.submission import check_trainable
+from shared.errors import SpecInvalid
+from shared.jobs.submission import check_trainable, metric_errors
 from shared.models.jobs import JobRecord, StudyMembership, new_job_id, utc_now
 from shared.models.studies import StudyJob, StudyRecord, StudyRequest
 from shared.settings import Settings
@@ -17,7 +18,10 @@ def create_study(
     ``TooManyRequests`` when its jobs would take the tenant past its quota (nothing is stored)."""
     variants = expand(request, settings)
     for _, job in variants:
-        check_trainable(job.spec, tenant, datasets, settings)
+        plan = check_trainable(job.spec, tenant, datasets, settings)
+        errors = metric_errors(request.objective.metric, plan.data.task, "objective.metric")
+        if errors:
+            raise SpecInvalid(errors)
     study_id = new_job_id()
     jobs = [
         JobRecord.new(

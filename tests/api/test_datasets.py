@@ -89,13 +89,34 @@ def test_a_zip_of_the_csv_layout_uploads(client: httpx.Client) -> None:
     assert response.json()["train_samples"] == 27
 
 
-def test_images_of_another_size_need_convert(client: httpx.Client) -> None:
+def test_images_of_another_size_or_mode_need_convert(client: httpx.Client) -> None:
     big = {"data/images/3.png": png(np.zeros((32, 32), np.uint8), "RGB")}
     refused = upload(client, {"file": ("d.zip", zipped(csv_layout(**big)))})
     assert refused.status_code == 422
-    assert "data/images/3.png is RGB 32x32, not 28x28 grayscale" in refused.json()["detail"]
+    assert "data/images/3.png is 32x32, the first image 28x28" in refused.json()["detail"]
     converted = upload(client, {"file": ("d.zip", zipped(csv_layout(**big)))}, convert="true")
     assert converted.status_code == 201
+    assert converted.json()["shape"] == [28, 28, 1]
+
+
+def test_colour_images_stay_colour(client: httpx.Client) -> None:
+    rng = np.random.default_rng(5)
+    colour = {
+        f"data/images/{i}.png": png(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), "RGB")
+        for i in range(30)
+    }
+    answer = upload(client, {"file": ("d.zip", zipped(csv_layout(**colour)))})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["shape"] == [16, 16, 3]
+
+
+def test_a_huge_image_is_refused_from_its_header_before_it_is_decoded(client: httpx.Client) -> None:
+    huge = {"data/images/0.png": png(np.zeros((9000, 9000), np.uint8))}  # 81 MB of pixels, tiny as PNG
+    before = count(client)
+    refused = upload(client, {"file": ("d.zip", zipped(csv_layout(**huge)))})
+    assert refused.status_code == 422
+    assert "data/images/0.png is 9000x9000" in refused.json()["detail"]
+    assert count(client) == before
 
 
 def zip_slip() -> bytes:
@@ -127,8 +148,17 @@ def zip_bomb() -> bytes:
             "no file",
         ),
         ({"file": ("d.npz", npz(x_train=IMAGES, y_train=LABELS[:-5]))}, "60 images but 55 labels"),
-        ({"file": ("d.npz", npz(x_train=IMAGES, y_train=LABELS + 10))}, "classes are 0-9"),
-        ({"file": ("d.npz", npz(x_train=IMAGES[:, :20, :20], y_train=LABELS))}, "must be (N, 28, 28)"),
+        (
+            {"file": ("d.npz", npz(x_train=IMAGES, y_train=LABELS.astype(np.int64) - 1))},
+            "classes are 0 to K-1",
+        ),
+        ({"file": ("d.npz", npz(x_train=IMAGES, y_train=LABELS * 0))}, "K from 2 to 1000"),
+        ({"file": ("d.npz", npz(x_train=IMAGES[:, :4, :4], y_train=LABELS))}, "height and width go from 8"),
+        (
+            {"file": ("d.npz", npz(x_train=IMAGES[..., None].repeat(2, -1), y_train=LABELS))},
+            "1 or 3 channels",
+        ),
+        ({"file": ("d.npz", npz(x_train=np.full((60, 3), np.nan), y_train=LABELS))}, "not a finite number"),
         ({"file": ("d.npz", npz(y_train=LABELS))}, "lacks x_train"),
         ({"file": ("notes.txt", b"hello")}, "upload an .npz"),
     ],
@@ -141,7 +171,10 @@ def zip_bomb() -> bytes:
         "missing-file",
         "missing-labels",
         "label-range",
-        "shape",
+        "one-class",
+        "small-images",
+        "two-channels",
+        "nan-feature",
         "no-images",
         "unknown-kind",
     ],

@@ -126,7 +126,7 @@ def augmented_model() -> keras.Model:
         {"model": {"hidden_layers": [16]}, "regularization": {"augmentation": AUGMENTATION, "dropout": 0.2}}
     )
     model = mnist_model(spec)
-    compile_model(model, spec)
+    compile_model(model, spec, "classification")
     rng = np.random.default_rng(0)
     model.fit(rng.integers(0, 256, (64, 28, 28)), rng.integers(0, 10, 64), epochs=1, verbose=0)
     return model
