@@ -9,7 +9,7 @@ from starlette.types import Scope
 
 from api.prometheus import DeploymentCollector, RequestSeconds
 from shared.auth.keys import KeyStore
-from shared.datasets.store import DatasetStore
+from shared.datasets.store import DatasetQuota, DatasetStore
 from shared.jobs.dispatch import Dispatch
 from shared.jobs.feed import JobFeed
 from shared.jobs.store import JobStore
@@ -54,7 +54,11 @@ class Services:
             api_keys=KeyStore(redis, keys),
             dispatch=dispatch,
             studies=StudyStore(dispatch),
-            datasets=DatasetStore(store, settings.artifacts_dir),
+            datasets=DatasetStore(
+                store,
+                settings.artifacts_dir,
+                DatasetQuota(settings.max_datasets_per_tenant, settings.max_dataset_bytes_per_tenant),
+            ),
             workers=workers,
             deliveries=DeliveryClaims(redis, keys),
             webhook_secrets=WebhookSecrets(redis, keys),

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     max_expanded_bytes: int = Field(
         1_073_741_824, ge=1024, description="Most bytes an uploaded archive may expand to."
     )
+    max_datasets_per_tenant: int = Field(100, ge=1, description="Most uploaded datasets one tenant may hold.")
+    max_dataset_bytes_per_tenant: int = Field(
+        10 * 1_073_741_824, ge=1024, description="Most bytes one tenant's stored datasets may take."
+    )
     max_epochs: int = Field(1000, ge=1, le=1000, description="Most epochs a spec may ask for.")
     max_batch_size: int = Field(65536, ge=1, le=65536, description="Largest batch size a spec may ask for.")
     idempotency_seconds: int = Field(86_400, ge=1, description="How long an Idempotency-Key is remembered.")

@@ -29,10 +29,14 @@ def upload_dataset(
     name: Annotated[str | None, Form(max_length=100, description="A label for people.")] = None,
     convert: Annotated[
         bool,
-        Form(description="Convert images that are not 28x28 grayscale, and floats in [0, 1], to pixels."),
+        Form(
+            description="Resize images to the first image's size, make colour images among grayscale "
+            "ones grayscale, and scale float pixels in [0, 1] to 0-255."
+        ),
     ] = False,
 ) -> DatasetInfo:
     """Check every image and label, then store the arrays where all workers read them."""
+    services.datasets.check_quota(tenant, 0)  # before anything is read
     files = {upload.filename or f"upload-{index}": upload.file.read() for index, upload in enumerate(file)}
     arrays = read_upload(files, convert, services.settings.max_expanded_bytes)
     info = services.datasets.save(tenant, name, arrays)

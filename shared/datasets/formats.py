@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
-from shared.datasets.idx import IdxError, idx_part, parse_idx
+from shared.datasets.idx import CHUNK, IdxError, IdxExpandsTooFar, idx_part, parse_idx
 from shared.errors import FieldError, SpecInvalid
 from shared.models.datasets import (
     MAX_CLASSES,
@@ -70,11 +70,13 @@ def read_upload(files: Mapping[str, bytes], convert: bool, max_expanded_bytes: i
         if name.endswith(".zip"):
             return _from_zip(data, max_expanded_bytes, convert)
     if files and all(idx_part(name) for name in files):
-        return _from_idx(files)
+        return _from_idx(files, max_expanded_bytes)
     raise refuse("upload an .npz, a .zip, or the four IDX files (train/t10k images and labels)")
 
 
 def _members(data: bytes, max_expanded_bytes: int) -> dict[str, bytes]:
+    """Every file of a zip, read in memory. What each member produces is counted against the
+    budget as it is read, whatever sizes the archive declares."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = [info for info in archive.infolist() if not info.is_dir()]
@@ -83,12 +85,23 @@ def _members(data: bytes, max_expanded_bytes: int) -> dict[str, bytes]:
     escaping = [info.filename for info in infos if _escapes(info.filename)]
     if escaping:
         raise refuse(f"paths leave the archive's folder: {', '.join(escaping[:5])}", "unsafe_path")
+    too_far = refuse(f"the archive expands past {max_expanded_bytes} bytes", "too_large")
     if sum(info.file_size for info in infos) > max_expanded_bytes:
-        raise refuse(f"the archive expands past {max_expanded_bytes} bytes", "too_large")
+        raise too_far
+    members, produced = {}, 0
     try:
-        return {info.filename: archive.read(info) for info in infos}
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        for info in infos:
+            parts = []
+            with archive.open(info) as member:
+                while part := member.read(CHUNK):
+                    produced += len(part)
+                    if produced > max_expanded_bytes:
+                        raise too_far
+                    parts.append(part)
+            members[info.filename] = b"".join(parts)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise refuse(f"the archive cannot be read ({exc})") from None
+    return members
 
 
 def _escapes(name: str) -> bool:
@@ -112,9 +125,14 @@ def _from_npz(data: bytes, max_expanded_bytes: int, convert: bool) -> UploadedAr
     return _checked(arrays, convert)
 
 
-def _from_idx(files: Mapping[str, bytes]) -> UploadedArrays:
+def _from_idx(files: Mapping[str, bytes], max_expanded_bytes: int) -> UploadedArrays:
+    arrays, budget = {}, max_expanded_bytes
     try:
-        arrays = {idx_part(name) or "": parse_idx(data, name) for name, data in files.items()}
+        for name, data in files.items():
+            arrays[idx_part(name) or ""] = array = parse_idx(data, name, budget)
+            budget -= array.nbytes
+    except IdxExpandsTooFar as exc:
+        raise refuse(str(exc), "too_large") from None
     except IdxError as exc:
         raise refuse(str(exc)) from None
     if {"x_train", "y_train"} - set(arrays):
@@ -129,7 +147,7 @@ def _from_zip(data: bytes, max_expanded_bytes: int, convert: bool) -> UploadedAr
         return _from_csv_layout(members, PurePosixPath(csvs[0]).parent, convert)
     idx = {name: content for name, content in members.items() if idx_part(name)}
     if idx:
-        return _from_idx(idx)
+        return _from_idx(idx, max_expanded_bytes)
     raise refuse("the zip holds neither train.csv nor IDX files")
 
 

@@ -3,6 +3,7 @@ their description in Redis, and the check that a spec names one its tenant owns.
 
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,37 @@ from shared.models.jobs import JobRecord, new_job_id, utc_now
 from shared.models.spec import JobSpec
 
 
+@dataclass(frozen=True)
+class DatasetQuota:
+    """What one tenant's uploaded datasets may hold: how many, and how many stored bytes."""
+
+    datasets: int
+    stored_bytes: int
+
+
 class DatasetStore:
     """Uploaded datasets of one store's Redis and one artifacts folder."""
 
-    def __init__(self, store: JobStore, artifacts_dir: Path) -> None:
+    def __init__(self, store: JobStore, artifacts_dir: Path, quota: DatasetQuota | None = None) -> None:
         self.store, self.keys, self.artifacts_dir = store, store.keys, artifacts_dir
+        self.quota = quota
+
+    def check_quota(self, tenant: str, adding_bytes: int) -> None:
+        """``Conflict`` when one more dataset of ``adding_bytes`` would take the tenant past its
+        quota of datasets or of stored bytes."""
+        if self.quota is None:
+            return
+        held = self.for_tenant(tenant)
+        stored = sum(info.stored_bytes for info in held) + adding_bytes
+        if len(held) + 1 > self.quota.datasets:
+            raise Conflict(
+                f"the tenant holds {len(held)} datasets, its quota of {self.quota.datasets}: delete one first"
+            )
+        if stored > self.quota.stored_bytes:
+            raise Conflict(
+                f"with this upload the tenant's datasets would take {stored} bytes, over its quota of "
+                f"{self.quota.stored_bytes}: delete one first"
+            )
 
     def save(self, tenant: str, name: str | None, arrays: UploadedArrays) -> DatasetInfo:
         """Write the arrays, then describe them in Redis; the id is new."""
@@ -44,6 +71,7 @@ class DatasetStore:
         np.savez_compressed(
             buffer, x_train=arrays.x_train, y_train=arrays.y_train, x_test=arrays.x_test, y_test=arrays.y_test
         )
+        self.check_quota(tenant, buffer.tell())
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         partial.write_bytes(buffer.getvalue())
         partial.replace(path)

@@ -1,7 +1,12 @@
 """Uploads, and every bad upload: a clear 4xx that stores nothing."""
 
+import gzip
 import io
+import os
+import struct
+import uuid
 import zipfile
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -9,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import new_api_key, running_api
 from tests.helpers import IDX_NAMES, learnable_images, write_idx
 
 RNG = np.random.default_rng(7)
@@ -130,10 +136,37 @@ def zip_bomb() -> bytes:
     return buffer.getvalue()
 
 
+def gzip_bomb_idx(tmp_path: Any) -> list[tuple[str, tuple[str, bytes]]]:
+    """The four IDX files, the training images a gzip of 60 MB of pixels (60 KB sent)."""
+    header = bytes([0, 0, 8, 3]) + struct.pack(">III", 76_531, 28, 28)
+    bomb = gzip.compress(header + bytes(76_531 * 28 * 28))
+    return [("file", ("train-images-idx3-ubyte.gz", bomb)), *idx_files(tmp_path)[1:]]
+
+
+def lying_zip() -> bytes:
+    """A zip whose one member declares 1,000 bytes and holds 60 MB."""
+    data = bytearray(zip_bomb())
+    for sizes in (struct.pack("<I", 60_000_000),):
+        at = data.find(sizes)
+        while at != -1:
+            data[at : at + 4] = struct.pack("<I", 1000)
+            at = data.find(sizes, at + 4)
+    return bytes(data)
+
+
+def test_a_gzip_bomb_is_refused_while_it_expands(client: httpx.Client, tmp_path: Any) -> None:
+    before = count(client)
+    refused = upload(client, gzip_bomb_idx(tmp_path))
+    assert refused.status_code == 422
+    assert "expands past" in refused.json()["detail"]
+    assert count(client) == before
+
+
 @pytest.mark.parametrize(
     ("files", "message"),
     [
         ({"file": ("d.zip", b"PK\x03\x04 broken")}, "cannot be read"),
+        ({"file": ("d.zip", lying_zip())}, "cannot be read"),
         ({"file": ("d.npz", b"not a zip at all")}, "cannot be read"),
         ({"file": ("d.zip", zip_slip())}, "leave the archive"),
         ({"file": ("d.zip", zip_bomb())}, "expands past"),
@@ -164,6 +197,7 @@ def zip_bomb() -> bytes:
     ],
     ids=[
         "bad-zip",
+        "lying-zip",
         "bad-npz",
         "zip-slip",
         "zip-bomb",
@@ -211,3 +245,28 @@ def test_a_dataset_in_use_cannot_be_deleted(client: httpx.Client) -> None:
     client.post(f"/v1/jobs/{job['id']}/cancel")
     assert client.delete(f"/v1/datasets/{info['id']}").status_code == 204
     assert client.get(f"/v1/datasets/{info['id']}").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def quota_url(settings_env: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    env = {**os.environ, "MAX_DATASETS_PER_TENANT": "2", "MAX_DATASET_BYTES_PER_TENANT": "100000"}
+    with running_api(env, tmp_path_factory.mktemp("logs") / "quota-api.log") as url:
+        yield url
+
+
+def test_a_tenants_datasets_stay_within_their_quota(quota_url: str, settings_env: Any) -> None:
+    headers = {"Authorization": f"Bearer {new_api_key(settings_env, f'quota-{uuid.uuid4().hex[:8]}')}"}
+    with httpx.Client(base_url=quota_url, headers=headers, timeout=30) as tenant:
+        small = {"file": ("d.npz", npz(x_train=IMAGES, y_train=LABELS))}
+        assert [upload(tenant, small).status_code for _ in range(2)] == [201, 201]
+        refused = upload(tenant, small)
+        assert refused.status_code == 409
+        assert "quota of 2" in refused.json()["detail"]
+        first = tenant.get("/v1/datasets").json()[0]["id"]
+        assert tenant.delete(f"/v1/datasets/{first}").status_code == 204
+        rng = np.random.default_rng(9)
+        noisy = rng.integers(0, 255, (200, 28, 28), dtype=np.uint8)  # incompressible: over 100 KB stored
+        big = upload(tenant, {"file": ("d.npz", npz(x_train=noisy, y_train=rng.integers(0, 10, 200)))})
+        assert big.status_code == 409
+        assert "over its quota of 100000" in big.json()["detail"]
+        assert len(tenant.get("/v1/datasets").json()) == 1
