@@ -19,14 +19,19 @@ def upload_dataset(
     file: Annotated[
         list[UploadFile],
         File(
-            description="An .npz (x_train, y_train; optional x_test, y_test), the four IDX files, or a zip "
-            "of IDX files or of train.csv (filename,label) beside PNG images (optional test.csv)."
+            description="An .npz (x_train, y_train; optional x_test, y_test), the four IDX files, a zip "
+            "of IDX files, of train/<class>/ image folders (optional test/<class>/), or of train.csv "
+            "(filename,label) beside PNG images (optional test.csv), or a CSV table of numeric features "
+            "and a label column (one file, or train.csv and test.csv)."
         ),
     ],
     response: Response,
     services: ServicesDep,
     tenant: TenantDep,
     name: Annotated[str | None, Form(max_length=100, description="A label for people.")] = None,
+    label_column: Annotated[
+        str | None, Form(max_length=200, description="A CSV table's column of labels (classes or targets).")
+    ] = None,
     convert: Annotated[
         bool,
         Form(
@@ -38,7 +43,7 @@ def upload_dataset(
     """Check every image and label, then store the arrays where all workers read them."""
     services.datasets.check_quota(tenant, 0)  # before anything is read
     files = {upload.filename or f"upload-{index}": upload.file.read() for index, upload in enumerate(file)}
-    arrays = read_upload(files, convert, services.settings.max_expanded_bytes)
+    arrays = read_upload(files, convert, services.settings.max_expanded_bytes, label_column)
     info = services.datasets.save(tenant, name, arrays)
     response.headers["Location"] = f"/v1/datasets/{info.id}"
     return info

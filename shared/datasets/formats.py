@@ -16,7 +16,9 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
+from shared.datasets.folders import class_folders
 from shared.datasets.idx import CHUNK, IdxError, IdxExpandsTooFar, idx_part, parse_idx
+from shared.datasets.tables import TableError, read_table
 from shared.errors import FieldError, SpecInvalid
 from shared.models.datasets import (
     MAX_CLASSES,
@@ -61,8 +63,15 @@ def refuse(message: str, kind: str = "invalid_dataset") -> SpecInvalid:
     return SpecInvalid([FieldError("file", message, kind)])
 
 
-def read_upload(files: Mapping[str, bytes], convert: bool, max_expanded_bytes: int) -> UploadedArrays:
-    """The arrays of an upload (file name to content), checked; ``SpecInvalid`` says what is wrong."""
+def read_upload(
+    files: Mapping[str, bytes], convert: bool, max_expanded_bytes: int, label_column: str | None = None
+) -> UploadedArrays:
+    """The arrays of an upload (file name to content), checked; ``SpecInvalid`` says what is wrong.
+
+    A CSV table (one ``.csv``, or ``train.csv`` with ``test.csv``) needs ``label_column``."""
+    names = sorted(files)
+    if names and all(name.lower().endswith(".csv") for name in names):
+        return _from_tables(files, label_column)
     if len(files) == 1:
         ((name, data),) = files.items()
         if name.endswith(".npz"):
@@ -71,7 +80,34 @@ def read_upload(files: Mapping[str, bytes], convert: bool, max_expanded_bytes: i
             return _from_zip(data, max_expanded_bytes, convert)
     if files and all(idx_part(name) for name in files):
         return _from_idx(files, max_expanded_bytes)
-    raise refuse("upload an .npz, a .zip, or the four IDX files (train/t10k images and labels)")
+    raise refuse(
+        "upload an .npz, a .zip, the four IDX files (train/t10k images and labels), or a CSV table "
+        "(train.csv, optional test.csv)"
+    )
+
+
+def _from_tables(files: Mapping[str, bytes], label_column: str | None) -> UploadedArrays:
+    if not label_column:
+        raise SpecInvalid([FieldError("label_column", "a CSV table needs the name of its label column")])
+    if len(files) == 1:
+        ((train_name, train_data),) = files.items()
+        parts = {"train": (train_name, train_data)}
+    elif set(files) == {"train.csv", "test.csv"}:
+        parts = {part: (f"{part}.csv", files[f"{part}.csv"]) for part in ("train", "test")}
+    else:
+        raise refuse("upload one CSV table, or train.csv and test.csv")
+    arrays: dict[str, npt.NDArray[np.generic]] = {}
+    columns: list[str] = []
+    for part, (name, data) in parts.items():
+        try:
+            table = read_table(data, name, label_column)
+        except TableError as exc:
+            raise refuse(str(exc)) from None
+        if columns and table.columns != columns:
+            raise refuse(f"{name}'s feature columns differ from train.csv's")
+        columns = table.columns
+        arrays[f"x_{part}"], arrays[f"y_{part}"] = table.features, table.labels
+    return _checked(arrays, convert=False, column_names=columns)
 
 
 def _members(data: bytes, max_expanded_bytes: int) -> dict[str, bytes]:
@@ -145,10 +181,44 @@ def _from_zip(data: bytes, max_expanded_bytes: int, convert: bool) -> UploadedAr
     csvs = [name for name in members if PurePosixPath(name).name == "train.csv"]
     if csvs:
         return _from_csv_layout(members, PurePosixPath(csvs[0]).parent, convert)
+    folders = class_folders(members)
+    if folders is not None:
+        return _from_class_folders(members, folders, convert)
     idx = {name: content for name, content in members.items() if idx_part(name)}
     if idx:
         return _from_idx(idx, max_expanded_bytes)
-    raise refuse("the zip holds neither train.csv nor IDX files")
+    raise refuse("the zip holds neither train.csv, nor train/<class>/ folders of images, nor IDX files")
+
+
+def _from_class_folders(
+    members: Mapping[str, bytes], folders: Mapping[str, Mapping[str, list[str]]], convert: bool
+) -> UploadedArrays:
+    """Images in ``train/<class>/`` (and ``test/<class>/``) folders, labelled by their folder's name."""
+    arrays: dict[str, npt.NDArray[np.generic]] = {}
+    form: ImageForm | None = None
+    problems: list[str] = []
+    for part, classes in folders.items():
+        images, labels = [], []
+        for name, paths in classes.items():
+            for path in paths:
+                try:
+                    image, form = _decode(members[path], path, convert, form)
+                except ValueError as exc:
+                    problems.append(str(exc))
+                    continue
+                images.append(image)
+                labels.append(name)
+        if images:
+            arrays[f"x_{part}"], arrays[f"y_{part}"] = np.stack(images), np.array(labels, dtype=np.str_)
+    if problems:
+        raise refuse(_listed(problems))
+    return _checked(arrays, convert)
+
+
+def _listed(problems: list[str]) -> str:
+    """The first ten problems, and how many more."""
+    more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
+    return "; ".join(problems[:10]) + more
 
 
 def _from_csv_layout(members: Mapping[str, bytes], root: PurePosixPath, convert: bool) -> UploadedArrays:
@@ -183,9 +253,7 @@ def _images_from_csv(
         except ValueError as exc:
             problems.append(f"{key} line {number}: {exc}")
     if problems:
-        raise refuse(
-            "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
-        )
+        raise refuse(_listed(problems))
     return np.stack(images), np.array(labels)
 
 

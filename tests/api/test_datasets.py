@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from sklearn.datasets import load_breast_cancer
 
 from tests.conftest import new_api_key, running_api
 from tests.helpers import IDX_NAMES, learnable_images, write_idx
@@ -270,3 +271,69 @@ def test_a_tenants_datasets_stay_within_their_quota(quota_url: str, settings_env
         assert big.status_code == 409
         assert "over its quota of 100000" in big.json()["detail"]
         assert len(tenant.get("/v1/datasets").json()) == 1
+
+
+def table_csv(features: np.ndarray, labels: Any, columns: list[str], label: str = "label") -> bytes:
+    lines = [",".join([*columns, label])]
+    lines += [
+        ",".join([*(f"{value:.6g}" for value in row), str(y)])
+        for row, y in zip(features, labels, strict=True)
+    ]
+    return "\n".join(lines).encode()
+
+
+def test_a_csv_table_uploads_with_its_columns_and_named_classes(client: httpx.Client) -> None:
+    cancer = load_breast_cancer()
+    names = np.array(cancer.target_names)[cancer.target]
+    table = table_csv(cancer.data, names, list(cancer.feature_names), label="diagnosis")
+    answer = upload(client, {"file": ("cancer.csv", table)}, label_column="diagnosis")
+    assert answer.status_code == 201, answer.text
+    info = answer.json()
+    assert (info["kind"], info["shape"], info["labels"]) == ("features", [30], "classes")
+    assert [c["name"] for c in info["classes"]] == ["benign", "malignant"]
+    assert [c["name"] for c in info["columns"]][:2] == ["mean radius", "mean texture"]
+    assert info["train_samples"] + info["test_samples"] == len(cancer.data)
+
+
+@pytest.mark.parametrize(
+    ("cells", "message"),
+    [
+        ("1.5,,0", "row 3 column 'b' is missing"),
+        ("1.5,abc,0", "row 3 column 'b' is 'abc', not a number"),
+        ("1.5,2,", "row 3 column 'label' (the label) is missing"),
+        ("1.5,2", "row 3 has 2 cells, the header 3"),
+    ],
+)
+def test_a_bad_cell_of_a_table_is_named_by_its_row_and_column(
+    client: httpx.Client, cells: str, message: str
+) -> None:
+    rows = ["a,b,label", "1,2,0", cells] + [f"{i},{i},{i % 2}" for i in range(30)]
+    before = count(client)
+    refused = upload(client, {"file": ("t.csv", "\n".join(rows).encode())}, label_column="label")
+    assert refused.status_code == 422
+    assert message in refused.json()["detail"]
+    assert count(client) == before
+
+
+def test_a_table_needs_its_label_column(client: httpx.Client) -> None:
+    table = b"a,b,label\n" + b"".join(b"%d,%d,%d\n" % (i, i, i % 2) for i in range(30))
+    missing = upload(client, {"file": ("t.csv", table)})
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0]["field"] == "label_column"
+    unknown = upload(client, {"file": ("t.csv", table)}, label_column="y")
+    assert "has no column 'y'" in unknown.json()["detail"]
+
+
+def test_images_in_class_folders(client: httpx.Client) -> None:
+    rng = np.random.default_rng(4)
+    members = {
+        f"pets/{part}/{name}/{index}.png": png(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8), "RGB")
+        for part, count_of in (("train", 15), ("test", 3))
+        for name in ("cat", "dog")
+        for index in range(count_of)
+    }
+    answer = upload(client, {"file": ("pets.zip", zipped(members))})
+    assert answer.status_code == 201, answer.text
+    info = answer.json()
+    assert (info["shape"], info["train_samples"], info["test_samples"]) == ([12, 12, 3], 30, 6)
+    assert [(c["name"], c["count"]) for c in info["classes"]] == [("cat", 15), ("dog", 15)]

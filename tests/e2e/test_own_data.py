@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from sklearn import datasets as sklearn_datasets
 
+from tests.api.test_datasets import table_csv
 from tests.helpers import tiny_spec, wait_for
 from tests.plain_keras import predict_with_plain_keras
 
@@ -156,3 +157,25 @@ def test_a_convnet_on_colour_images(client: httpx.Client, tmp_path: Path) -> Non
     assert job["result"]["test_accuracy"] > 0.8
     predictions = plain_predictions(client, job["id"], images[:4], tmp_path)
     assert predictions.shape == (4, 3)
+
+
+def test_a_csv_table_of_wine_trains(client: httpx.Client, tmp_path: Path) -> None:
+    wine = sklearn_datasets.load_wine()
+    names = np.array(wine.target_names)[wine.target]
+    order = np.random.default_rng(1).permutation(len(names))  # the file is sorted by class
+    table = table_csv(wine.data[order], names[order], list(wine.feature_names), label="cultivar")
+    answer = client.post(
+        "/v1/datasets", files={"file": ("wine.csv", table)}, data={"label_column": "cultivar"}
+    )
+    assert answer.status_code == 201, answer.text
+    info = answer.json()
+    assert [c["name"] for c in info["columns"]][:2] == ["alcohol", "malic_acid"]
+    job = trained(
+        client,
+        spec_on(
+            info["id"],
+            {"layers": [{"type": "gaussian_noise", "stddev": 0.1}, {"type": "dense", "units": 16}]},
+        ),
+    )
+    assert job["result"]["test_accuracy"] > 0.8
+    assert plain_predictions(client, job["id"], wine.data[:2].astype(np.float32), tmp_path).shape == (2, 3)
