@@ -9,6 +9,7 @@ import numpy.typing as npt
 
 from shared.datasets.idx import IDX_STEMS, IdxError, parse_idx
 from shared.errors import TrainingError
+from shared.models.jobs import ClassScore
 
 Images = npt.NDArray[Any]
 """Samples: uint8 images (N, H, W) or (N, H, W, C), or float32 feature vectors (N, F)."""
@@ -143,3 +144,31 @@ def r_squared(targets: Labels, predicted: Floats) -> float:
     residual = float(((targets - predicted) ** 2).sum())
     total = float(((targets - targets.mean(axis=0)) ** 2).sum())
     return 1.0 - residual / total if total > 0 else 0.0
+
+
+def confusion_matrix(labels: Labels, predicted: Labels, classes: int) -> npt.NDArray[np.int64]:
+    """Test samples per true class (rows) and predicted class (columns)."""
+    return np.bincount(
+        labels.astype(np.int64) * classes + predicted.astype(np.int64), minlength=classes * classes
+    ).reshape(classes, classes)
+
+
+def class_scores(confusion: npt.NDArray[np.int64], names: tuple[str, ...]) -> list[ClassScore]:
+    """Precision, recall and F1 of each class from the confusion matrix (0 where undefined)."""
+    true_positive = np.diag(confusion).astype(np.float64)
+    predicted, actual = confusion.sum(axis=0), confusion.sum(axis=1)
+    precision = np.divide(true_positive, predicted, out=np.zeros_like(true_positive), where=predicted > 0)
+    recall = np.divide(true_positive, actual, out=np.zeros_like(true_positive), where=actual > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+    labels = names or tuple(str(index) for index in range(len(confusion)))
+    return [
+        ClassScore(
+            name=labels[index],
+            precision=float(precision[index]),
+            recall=float(recall[index]),
+            f1=float(f1[index]),
+            support=int(actual[index]),
+        )
+        for index in range(len(confusion))
+    ]

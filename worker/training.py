@@ -17,7 +17,7 @@ from shared.artifacts import dataset_path, model_path
 from shared.datasets.store import DatasetStore
 from shared.errors import SpecInvalid, StaleAttempt, TrainingError
 from shared.jobs.store import JobStore
-from shared.models.jobs import BestEpoch, JobRecord, JobResult, StopReason
+from shared.models.jobs import MAX_CONFUSION_CLASSES, BestEpoch, JobRecord, JobResult, StopReason
 from shared.models.network import DataShape, NetworkInfeasible, Task
 from shared.models.spec import BUILTIN_DATASETS, JobSpec
 from shared.settings import Settings
@@ -28,6 +28,8 @@ from worker.data import (
     Arrays,
     Split,
     as_targets,
+    class_scores,
+    confusion_matrix,
     feature_statistics,
     fit_zca,
     load_upload,
@@ -202,7 +204,7 @@ def train(attempt: Attempt, store: JobStore, settings: Settings, signals: Attemp
         callbacks=[cb for cb in (controller, stopping, recorder) if cb is not None],
         verbose=0,
     )
-    return conclude(attempt, model, split, settings, controller, recorder, stopping, data.task)
+    return conclude(attempt, model, split, settings, controller, recorder, stopping, data)
 
 
 def conclude(
@@ -213,7 +215,7 @@ def conclude(
     controller: StopController,
     recorder: EpochRecorder,
     stopping: GuardedEarlyStopping | None,
-    task: Task,
+    data: DataShape,
 ) -> TrainingOutcome:
     """Save the model (the best weights when early stopping restored them) and test it.
 
@@ -234,18 +236,25 @@ def conclude(
         return TrainingOutcome(StopReason.CANCELLED, None, has_model)
     reason = controller.reason or _natural_stop(stopping, recorder.last_epoch, attempt.spec.training.epochs)
     best_epoch = recorder.best.epoch if recorder.best else None
-    result = test_result(model, split, task, best_epoch, recorder.last_epoch)
+    result = test_result(model, split, data, best_epoch, recorder.last_epoch)
     return TrainingOutcome(reason, result, has_model)
 
 
-def test_result(model: keras.Model, split: Split, task: Task, best_epoch: int | None, last: int) -> JobResult:
-    """The model's scores on the test set: accuracy for classes; MAE, RMSE and R² for targets."""
+def test_result(
+    model: keras.Model, split: Split, data: DataShape, best_epoch: int | None, last: int
+) -> JobResult:
+    """The model's scores on the test set: accuracy, and precision, recall and F1 per class, for
+    classes; MAE, RMSE and R² for targets."""
     scores = model.evaluate(split.x_test, split.y_test, batch_size=1024, verbose=0, return_dict=True)
     result = JobResult(test_loss=float(scores["data_loss"]), best_epoch=best_epoch, stopped_epoch=last)
-    if task == "classification":
-        result.test_accuracy = float(scores["accuracy"])
-        return result
     predicted = model.predict(split.x_test, batch_size=1024, verbose=0)
+    if data.task == "classification":
+        confusion = confusion_matrix(split.y_test, predicted.argmax(axis=1), data.outputs)
+        result.test_accuracy = float(scores["accuracy"])
+        result.class_scores = class_scores(confusion, data.class_names)
+        if data.outputs <= MAX_CONFUSION_CLASSES:
+            result.confusion_matrix = confusion.tolist()
+        return result
     result.test_mae, result.test_rmse = float(scores["mae"]), math.sqrt(float(scores["data_loss"]))
     result.test_r2 = r_squared(split.y_test, predicted)
     return result

@@ -71,7 +71,8 @@ class DatasetShape(BaseModel):
             if any(info.name != str(info.index) for info in classes):
                 raise NetworkInfeasible(field, "the dataset's classes have names: they cannot be regressed")
             return DataShape(tuple(self.shape), 1, "regression")
-        return DataShape(tuple(self.shape), len(classes), "classification")
+        names = tuple(info.name for info in classes)
+        return DataShape(tuple(self.shape), len(classes), "classification", names)
 
 
 def _numbered(count: int) -> list[ClassInfo]:

@@ -82,6 +82,18 @@ class BestEpoch(BaseModel):
     value: float
 
 
+MAX_CONFUSION_CLASSES = 100
+"""Most classes whose confusion matrix a result holds: it has K x K cells."""
+
+
+class ClassScore(BaseModel):
+    name: str = Field(description="The class's name.")
+    precision: float = Field(description="Of the test samples predicted as this class, the share that are.")
+    recall: float = Field(description="Of the test samples of this class, the share predicted as it.")
+    f1: float = Field(description="The harmonic mean of precision and recall.")
+    support: int = Field(description="Test samples of this class.")
+
+
 class JobResult(BaseModel):
     test_loss: float = Field(
         description="The data loss on the test set (cross-entropy, or mean squared error for regression), "
@@ -92,6 +104,15 @@ class JobResult(BaseModel):
     test_rmse: float | None = Field(None, description="Regression: root mean squared error on the test set.")
     test_r2: float | None = Field(
         None, description="Regression: R² (coefficient of determination) on the test set."
+    )
+    class_scores: list[ClassScore] | None = Field(
+        None,
+        description="Classification: precision, recall and F1 per class on the test set, in label order.",
+    )
+    confusion_matrix: list[list[int]] | None = Field(
+        None,
+        description="Classification with at most 100 classes: test samples per true class (rows) and "
+        "predicted class (columns), in label order.",
     )
     best_epoch: int | None = Field(description="Epoch of the best monitored value (1-based).")
     stopped_epoch: int = Field(description="The last epoch trained (1-based).")

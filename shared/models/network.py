@@ -6,6 +6,7 @@ The worker builds exactly the planned layers (``worker.model``), and a property 
 the planned count with Keras's.
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -114,6 +115,8 @@ class DataShape:
     sample: Shape
     outputs: int
     task: Task
+    class_names: tuple[str, ...] = dataclasses.field(default=(), compare=False)
+    """Classification: the classes' names, in label order (results name them)."""
 
     @property
     def images(self) -> bool:

@@ -103,7 +103,12 @@ def test_wine_with_named_classes(client: httpx.Client, tmp_path: Path) -> None:
     assert [c["name"] for c in info["classes"]] == sorted(wine.target_names)
     assert sum(c["count"] for c in info["classes"]) == info["train_samples"]
     job = trained(client, spec_on(info["id"], {"layers": [{"type": "dense", "units": 16}]}))
-    assert job["result"]["test_accuracy"] > 0.85
+    result = job["result"]
+    assert result["test_accuracy"] > 0.85
+    assert [score["name"] for score in result["class_scores"]] == sorted(wine.target_names)
+    assert all(0.0 <= score["f1"] <= 1.0 for score in result["class_scores"])
+    assert sum(map(sum, result["confusion_matrix"])) == info["test_samples"]
+    assert [sum(row) for row in result["confusion_matrix"]] == [s["support"] for s in result["class_scores"]]
     assert plain_predictions(client, job["id"], wine.data[:3].astype(np.float32), tmp_path).shape == (3, 3)
     regressed = client.post("/v1/jobs", json=spec_on(info["id"], {"task": "regression"}))
     assert regressed.status_code == 422
@@ -119,6 +124,7 @@ def test_diabetes_regression(client: httpx.Client, tmp_path: Path) -> None:
     job = trained(client, spec_on(info["id"], {"layers": [{"type": "dense", "units": 32}]}, epochs=60))
     result = job["result"]
     assert result["test_accuracy"] is None
+    assert result["class_scores"] is None
     assert result["test_r2"] > 0.3, result  # a linear model reaches about 0.45 on this data
     assert result["test_rmse"] ** 2 == pytest.approx(result["test_loss"], rel=1e-4)
     records = client.get(f"/v1/jobs/{job['id']}/metrics").json()["records"]

@@ -8,7 +8,15 @@ import pytest
 from shared.errors import TrainingError
 from tests.conftest import REAL_DATASETS_DIR
 from tests.helpers import write_idx, write_learnable_dataset
-from worker.data import Arrays, fit_zca, read_idx, read_idx_dataset, split_dataset
+from worker.data import (
+    Arrays,
+    class_scores,
+    confusion_matrix,
+    fit_zca,
+    read_idx,
+    read_idx_dataset,
+    split_dataset,
+)
 
 
 def test_idx_round_trip(tmp_path: Path) -> None:
@@ -104,3 +112,24 @@ def test_real_fashion_mnist_labels() -> None:
     assert arrays is not None
     assert arrays.y_train[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
     assert np.bincount(arrays.y_test).tolist() == [1000] * 10
+
+
+def test_class_scores_match_scikit_learns() -> None:
+    from sklearn.metrics import confusion_matrix as reference_matrix
+    from sklearn.metrics import precision_recall_fscore_support
+
+    rng = np.random.default_rng(3)
+    labels, predicted = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
+    predicted[labels == 3] = 3  # one class always right
+    predicted[predicted == 2] = 1  # one class never predicted: its precision is 0, not NaN
+    confusion = confusion_matrix(labels, predicted, 4)
+    assert confusion.tolist() == reference_matrix(labels, predicted, labels=range(4)).tolist()
+    scores = class_scores(confusion, ("a", "b", "c", "d"))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=range(4), zero_division=0
+    )
+    assert [s.name for s in scores] == ["a", "b", "c", "d"]
+    assert np.allclose([s.precision for s in scores], precision)
+    assert np.allclose([s.recall for s in scores], recall)
+    assert np.allclose([s.f1 for s in scores], f1)
+    assert [s.support for s in scores] == support.tolist()
