@@ -75,11 +75,14 @@ class RandomAffine(keras.layers.Layer):  # type: ignore[misc]
         zoom: float = 0.0,
         horizontal_flip: bool = False,
         seed: int | None = None,
+        brightness: float = 0.0,
+        contrast: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.rotation, self.translation, self.zoom = float(rotation), float(translation), float(zoom)
         self.horizontal_flip, self.seed = bool(horizontal_flip), seed
+        self.brightness, self.contrast = float(brightness), float(contrast)
         self.generator = keras.random.SeedGenerator(seed)
         # TensorFlow's image transform has no XLA kernel: a model holding this layer must not be
         # compiled with XLA ("auto" then leaves it off, as for Keras's own random image layers).
@@ -108,7 +111,7 @@ class RandomAffine(keras.layers.Layer):  # type: ignore[misc]
         shape = ops.shape(images)
         height, width = shape[1], shape[2]
         rows = affine_rows(self.draw(shape[0], height, width), height, width)
-        return ops.image.affine_transform(
+        moved = ops.image.affine_transform(
             images,
             rows,
             interpolation="bilinear",
@@ -116,6 +119,24 @@ class RandomAffine(keras.layers.Layer):  # type: ignore[misc]
             fill_value=0,
             data_format="channels_last",
         )
+        if not (self.brightness or self.contrast):
+            return moved
+        return self.recolour(moved, shape[0])
+
+    def recolour(self, images: Any, batch_size: Any) -> Any:
+        """Each image's contrast scaled about its mean by a factor in [1 - contrast, 1 + contrast],
+        then a brightness in [-brightness, brightness] added; pixels (scaled to [0, 1]) stay in
+        range. Drawn only when asked, so that the other draws' stream is as without them."""
+        per_image = (batch_size, 1, 1, 1)
+        if self.contrast:
+            factor = 1.0 + keras.random.uniform(per_image, -self.contrast, self.contrast, seed=self.generator)
+            mean = ops.mean(images, axis=(1, 2, 3), keepdims=True)
+            images = (images - mean) * factor + mean
+        if self.brightness:
+            images = images + keras.random.uniform(
+                per_image, -self.brightness, self.brightness, seed=self.generator
+            )
+        return ops.clip(images, 0.0, 1.0)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
@@ -139,6 +160,8 @@ class RandomAffine(keras.layers.Layer):  # type: ignore[misc]
             zoom=self.zoom,
             horizontal_flip=self.horizontal_flip,
             seed=self.seed,
+            brightness=self.brightness,
+            contrast=self.contrast,
         )
         return config
 

@@ -116,8 +116,11 @@ def fit_zca(images: Images, epsilon: float) -> tuple[Floats, Floats]:
     mean = x.mean(axis=0)
     centered = x - mean
     covariance = centered.T @ centered / len(x)
-    eigenvectors, eigenvalues, _ = np.linalg.svd(covariance)
-    matrix = (eigenvectors / np.sqrt(eigenvalues + epsilon)) @ eigenvectors.T
+    # The covariance is symmetric: its eigendecomposition is its SVD, at a fraction of the cost
+    # (seconds for the 3,072 values of a 32x32 colour image). Rounding can leave eigenvalues a
+    # hair below zero: clipped, before epsilon is added.
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    matrix = (eigenvectors / np.sqrt(np.clip(eigenvalues, 0.0, None) + epsilon)) @ eigenvectors.T
     return mean.astype(np.float32), matrix.astype(np.float32)
 
 

@@ -42,9 +42,12 @@ def _own_or(own: float | None, default: float) -> float:
 
 
 def augmentation_layer(spec: JobSpec) -> RandomAffine | None:
-    """The spec's random rotation, translation, zoom and flip as one layer; None without any."""
+    """The spec's random rotation, translation, zoom, flip, brightness and contrast as one layer;
+    None without any."""
     aug = spec.regularization.augmentation
-    if not (aug.rotation or aug.translation or aug.zoom or aug.horizontal_flip):
+    if not (
+        aug.rotation or aug.translation or aug.zoom or aug.horizontal_flip or aug.brightness or aug.contrast
+    ):
         return None
     return RandomAffine(
         aug.rotation,
@@ -53,6 +56,8 @@ def augmentation_layer(spec: JobSpec) -> RandomAffine | None:
         aug.horizontal_flip,
         # Apart from the dropout layers' seeds (the spec's seed plus the layer's index).
         seed=spec.training.seed + 101,
+        brightness=aug.brightness,
+        contrast=aug.contrast,
         name="augmentation",
     )
 

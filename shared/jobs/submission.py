@@ -130,7 +130,15 @@ def regularization_errors(spec: JobSpec, data: DataShape) -> list[FieldError]:
     augmentation, field = spec.regularization.augmentation, "regularization.augmentation"
     asked = [
         name
-        for name in ("rotation", "translation", "zoom", "horizontal_flip", "zca_whitening")
+        for name in (
+            "rotation",
+            "translation",
+            "zoom",
+            "horizontal_flip",
+            "brightness",
+            "contrast",
+            "zca_whitening",
+        )
         if getattr(augmentation, name)
     ]
     if not data.images and asked:

@@ -175,6 +175,15 @@ class AugmentationSpec(SpecModel):
     )
     zoom: float = Field(0.0, ge=0.0, le=0.9, description="Random zoom in or out by up to this fraction.")
     horizontal_flip: bool = Field(False, description="Randomly mirror images left to right.")
+    brightness: float = Field(
+        0.0, ge=0.0, le=1.0, description="Random brightness shift, as a fraction of the pixel range."
+    )
+    contrast: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.9,
+        description="Random contrast change about each image's mean, up to this fraction.",
+    )
     zca_whitening: bool = Field(
         False,
         description="Whiten inputs with ZCA fitted on the training split; the fitted transform is "

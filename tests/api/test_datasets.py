@@ -337,3 +337,44 @@ def test_images_in_class_folders(client: httpx.Client) -> None:
     info = answer.json()
     assert (info["shape"], info["train_samples"], info["test_samples"]) == ([12, 12, 3], 30, 6)
     assert [(c["name"], c["count"]) for c in info["classes"]] == [("cat", 15), ("dog", 15)]
+
+
+def test_a_spec_is_checked_against_its_uploaded_datasets_shape(client: httpx.Client) -> None:
+    table = b"a,b,label\n" + b"".join(b"%d,%d,%d\n" % (i, i * 2, i % 3) for i in range(40))
+    features = upload(client, {"file": ("t.csv", table)}, label_column="label").json()["id"]
+    rng = np.random.default_rng(2)
+    colour = rng.integers(0, 255, (30, 64, 64, 3), dtype=np.uint8)
+    images = upload(client, {"file": ("c.npz", npz(x_train=colour, y_train=rng.integers(0, 2, 30)))}).json()[
+        "id"
+    ]
+    cases = [
+        (
+            features,
+            {"regularization": {"augmentation": {"rotation": 0.1}}},
+            "regularization.augmentation.rotation",
+        ),
+        (features, {"model": {"layers": [{"type": "conv2d", "filters": 2}]}}, "model.layers.0.type"),
+        (
+            images,
+            {"regularization": {"augmentation": {"zca_whitening": True}}},
+            "regularization.augmentation.zca_whitening",
+        ),
+        (
+            images,
+            {
+                "model": {"hidden_layers": [8], "task": "regression"},
+                "regularization": {"early_stopping": {"monitor": "val_accuracy"}},
+            },
+            "regularization.early_stopping.monitor",
+        ),
+    ]
+    for dataset, overrides, field in cases:
+        refused = client.post("/v1/jobs", json={"dataset": {"name": dataset}, **overrides})
+        assert refused.status_code == 422, (field, refused.text)
+        assert refused.json()["errors"][0]["field"] == field
+    ok = {
+        "dataset": {"name": features},
+        "model": {"layers": [{"type": "gaussian_noise", "stddev": 0.1}, {"type": "dense", "units": 4}]},
+        "resources": {"queue": "gpu"},
+    }
+    assert client.post("/v1/jobs", json=ok).status_code == 202

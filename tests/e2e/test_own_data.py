@@ -159,7 +159,11 @@ def test_a_convnet_on_colour_images(client: httpx.Client, tmp_path: Path) -> Non
         {"type": "conv2d", "filters": 16, "kernel_size": 3},
         {"type": "global_max_pool2d"},
     ]
-    job = trained(client, spec_on(info["id"], {"layers": layers}, epochs=6))
+    spec = spec_on(info["id"], {"layers": layers}, epochs=6)
+    spec["regularization"] = {
+        "augmentation": {"rotation": 0.05, "horizontal_flip": True, "brightness": 0.05, "contrast": 0.1}
+    }
+    job = trained(client, spec)
     assert job["result"]["test_accuracy"] > 0.8
     predictions = plain_predictions(client, job["id"], images[:4], tmp_path)
     assert predictions.shape == (4, 3)

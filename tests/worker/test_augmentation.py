@@ -10,12 +10,14 @@ import pytest
 from keras import ops
 
 from shared.artifacts import model_path, promote_checkpoint
+from shared.models.network import DataShape
 from shared.models.spec import JobSpec
 from tests.helpers import mnist_model
 from tests.plain_keras import predict_with_plain_keras
 from worker.augmentation import AffineDraw, RandomAffine, affine_rows, has_augmentation, without_augmentation
 from worker.checkpoints import Checkpoint, Checkpointer, load_checkpoint, save_model
-from worker.model import compile_model
+from worker.data import fit_zca
+from worker.model import build_model, compile_model
 
 # Odd sides put the centre on a pixel (row 12, column 13), so every expected spot is a whole pixel.
 HEIGHT, WIDTH = 25, 27
@@ -188,3 +190,37 @@ def test_a_checkpoint_s_model_for_users_loads_in_a_process_that_knows_only_keras
     predictions, layers = predict_with_plain_keras(model_path(tmp_path, "job", 2), x)
     assert "RandomAffine" not in layers
     assert np.allclose(predictions, model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_colour_images_are_recoloured_in_training_only() -> None:
+    layer = RandomAffine(rotation=0.05, horizontal_flip=True, seed=3, brightness=0.2, contrast=0.3)
+    images = np.random.default_rng(0).random((6, 20, 24, 3)).astype(np.float32)
+    trained = np.asarray(ops.convert_to_numpy(layer(images, training=True)))
+    assert trained.shape == images.shape
+    assert trained.min() >= 0.0
+    assert trained.max() <= 1.0
+    assert not np.allclose(trained, images)
+    assert np.array_equal(np.asarray(ops.convert_to_numpy(layer(images, training=False))), images)
+    again = RandomAffine.from_config(layer.get_config())
+    assert (again.brightness, again.contrast) == (0.2, 0.3)
+
+
+def test_zca_whitens_32x32_colour_images() -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(64, 32, 32, 3)).astype(np.uint8)
+    mean, matrix = fit_zca(images, 0.1)
+    assert matrix.shape == (3072, 3072)
+    spec = JobSpec.model_validate(
+        {
+            "model": {"layers": [{"type": "conv2d", "filters": 4}, {"type": "flatten"}]},
+            "regularization": {"augmentation": {"zca_whitening": True, "zca_epsilon": 0.1, "contrast": 0.1}},
+        }
+    )
+    plan = spec.model.plan(DataShape((32, 32, 3), 5, "classification"))
+    model = build_model(spec, plan, (32, 32, 3), (mean, matrix))
+    assert model.predict(images[:2], verbose=0).shape == (2, 5)
+    whitened = keras.Model(model.input, model.get_layer("zca_whitening").output).predict(
+        images[:4], verbose=0
+    )
+    expected = (images[:4].reshape(4, -1) / 255.0 - mean) @ matrix
+    assert np.allclose(whitened, expected, atol=1e-3)
