@@ -19,6 +19,7 @@ from shared.models.jobs import (
     StudyMembership,
     Transition,
 )
+from shared.models.network import NetworkSummary
 from shared.models.spec import JobSpec, QueueName
 from shared.models.studies import LeaderboardRow, Objective, StudyJob
 from shared.models.webhooks import WebhookSummary
@@ -72,6 +73,9 @@ class JobView(JobSummary):
     """A job in full: its spec, its transitions and whether its model can be downloaded."""
 
     spec: JobSpec
+    network: NetworkSummary | None = Field(
+        None, description="The network planned on the dataset at submit time: each layer's output shape."
+    )
     transitions: list[Transition]
     has_model: bool
     worker: AttemptWorker | None = Field(
@@ -84,7 +88,12 @@ class JobView(JobSummary):
     @classmethod
     def of(cls, record: JobRecord, **extra: object) -> Self:
         """The full view of a stored job."""
-        full = {"spec": record.spec, "transitions": record.transitions, "has_model": record.has_model}
+        full = {
+            "spec": record.spec,
+            "network": record.network,
+            "transitions": record.transitions,
+            "has_model": record.has_model,
+        }
         return super().of(record, **full, **extra)
 
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import httpx
 
@@ -26,8 +26,15 @@ from shared.models.spec import JobSpec
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
-def service_seconds(client: httpx.Client, body: dict[str, Any]) -> float:
-    """Submit, wait for the end, and return running-to-final from the job's transitions."""
+@overload
+def service_seconds(client: httpx.Client, body: dict[str, Any]) -> float: ...
+@overload
+def service_seconds(
+    client: httpx.Client, body: dict[str, Any], with_id: Literal[True]
+) -> tuple[float, str]: ...
+def service_seconds(client: httpx.Client, body: dict[str, Any], with_id: bool = False) -> Any:
+    """Submit, wait for the end, and return running-to-final from the job's transitions (and
+    the job's id, ``with_id``)."""
     job_id = client.post("/v1/jobs", json=body).raise_for_status().json()["id"]
     while True:
         job = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
@@ -37,7 +44,8 @@ def service_seconds(client: httpx.Client, body: dict[str, Any]) -> float:
     if job["status"] != "succeeded":
         raise SystemExit(f"the job {job_id} ended {job['status']}: {job.get('error')}")
     at = {t["status"]: datetime.fromisoformat(t["at"]) for t in job["transitions"]}
-    return (at["succeeded"] - at["running"]).total_seconds()
+    seconds = (at["succeeded"] - at["running"]).total_seconds()
+    return (seconds, job_id) if with_id else seconds
 
 
 def plain_seconds(spec: JobSpec, arrays: Any, folder: Path) -> float:

@@ -16,12 +16,18 @@ from shared.models.jobs import EpochRecord
 log = logging.getLogger(__name__)
 
 LONG_POLL_SECONDS = 30
-EPOCH_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+EPOCH_COLUMNS = ("epoch", "loss", "accuracy / mae", "val_loss", "val_accuracy / val_mae", "seconds")
 
 
 def epoch_cells(record: EpochRecord) -> list[str]:
-    """The cells of one epoch's row."""
-    values = (record.loss, record.accuracy, record.val_loss, record.val_accuracy)
+    """The cells of one epoch's row (MAE in the accuracy columns for regression)."""
+    regression = record.mae is not None
+    values = (
+        record.loss,
+        record.mae if regression else record.accuracy,
+        record.val_loss,
+        record.val_mae if regression else record.val_accuracy,
+    )
     return [str(record.epoch), *(cell(value) for value in values), cell(record.epoch_seconds, 1)]
 
 
@@ -111,6 +117,18 @@ def long_poll(client: KJobsClient, job_id: str, watcher: JobWatcher, after_epoch
             return
 
 
+def result_fields(job: JobView) -> list[tuple[str, object]]:
+    """The test scores of the job's task: accuracy for classes, MAE, RMSE and R² for regression."""
+    result = job.result
+    if result is None:
+        return [("test accuracy", None), ("test loss", None)]
+    if result.test_accuracy is None and result.test_mae is not None:
+        scores = [("test MAE", result.test_mae), ("test RMSE", result.test_rmse), ("test R²", result.test_r2)]
+    else:
+        scores = [("test accuracy", result.test_accuracy)]
+    return [*scores, ("test loss", result.test_loss)]
+
+
 def show_result(job: JobView) -> None:
     """How the job ended: status and reason, best epoch, test metrics or error."""
     pairs: list[tuple[str, object]] = [
@@ -123,8 +141,7 @@ def show_result(job: JobView) -> None:
     if job.result is not None:
         pairs += [
             ("stopped epoch", job.result.stopped_epoch),
-            ("test accuracy", job.result.test_accuracy),
-            ("test loss", job.result.test_loss),
+            *result_fields(job),
         ]
     if job.error is not None:
         pairs.append(("error", f"{job.error.type}: {job.error.message}"))

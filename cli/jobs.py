@@ -11,6 +11,7 @@ import typer
 from cli import exits
 from cli.connection import ApiKeyOption, UrlOption, connect
 from cli.follow import follow as follow_job
+from cli.follow import result_fields
 from cli.output import console, err_console, print_fields, print_rows
 from cli.spec_input import parse_layers, parse_tags, submission
 from client import JobStatus, JobView, KJobsClient
@@ -133,9 +134,10 @@ def job_fields(job: JobView) -> list[tuple[str, object]]:
         ("preset", job.preset),
         ("tags", ", ".join(f"{key}={value}" for key, value in job.tags.items()) or None),
         ("progress", f"{job.progress.epoch}/{job.progress.epochs} epochs"),
+        ("dataset", job.spec.dataset.name),
+        ("network", job.network.text() if job.network else None),
         ("best epoch", f"{job.best.epoch} ({job.best.monitor} {job.best.value:.4f})" if job.best else None),
-        ("test accuracy", job.result.test_accuracy if job.result else None),
-        ("test loss", job.result.test_loss if job.result else None),
+        *result_fields(job),
         ("error", f"{job.error.type}: {job.error.message}" if job.error else None),
         ("study", f"{job.study.id} ({job.study.variant})" if job.study else None),
         ("attempt", job.attempt),
@@ -161,9 +163,10 @@ def metrics(
     elif format == "csv":
         write_csv(records)
     else:
-        print_rows(
-            ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "gap", "seconds"), table_rows(records)
-        )
+        regression = any(record.mae is not None for record in records)
+        scores = ("mae", "val_mae") if regression else ("accuracy", "val_accuracy")
+        columns = ("epoch", "loss", scores[0], "val_loss", scores[1], "gap", "seconds")
+        print_rows(columns, table_rows(records, regression))
 
 
 def all_records(client: KJobsClient, job_id: str, after_epoch: int) -> list[EpochRecord]:
@@ -177,9 +180,18 @@ def all_records(client: KJobsClient, job_id: str, after_epoch: int) -> list[Epoc
             return records
 
 
-def table_rows(records: list[EpochRecord]) -> list[tuple[object, ...]]:
+def table_rows(records: list[EpochRecord], regression: bool = False) -> list[tuple[object, ...]]:
+    """Per record: epoch, loss, accuracy (MAE for regression), their validation values, gap, time."""
     return [
-        (r.epoch, r.loss, r.accuracy, r.val_loss, r.val_accuracy, r.generalization_gap, r.epoch_seconds)
+        (
+            r.epoch,
+            r.loss,
+            r.mae if regression else r.accuracy,
+            r.val_loss,
+            r.val_mae if regression else r.val_accuracy,
+            r.generalization_gap,
+            r.epoch_seconds,
+        )
         for r in records
     ]
 

@@ -14,7 +14,7 @@ from shared.errors import FieldError, SpecInvalid, field_errors
 from shared.jobs.creation import Idempotency
 from shared.jobs.dispatch import Dispatch
 from shared.models.jobs import JobRecord, new_job_id
-from shared.models.network import DataShape, NetworkInfeasible, NetworkPlan, Task
+from shared.models.network import DataShape, NetworkInfeasible, NetworkPlan, NetworkSummary, Task
 from shared.models.presets import PRESETS, deep_merge
 from shared.models.spec import (
     CLASSIFICATION_ONLY,
@@ -192,8 +192,10 @@ def submit_job(
     body, the job that key created (and nothing is stored or sent).
     """
     resolved = resolve_submission(submission, settings)
-    check_trainable(resolved.spec, tenant, datasets, settings)
-    record = JobRecord.new(new_job_id(), tenant, resolved.spec, resolved.queue, resolved.preset)
+    plan = check_trainable(resolved.spec, tenant, datasets, settings)
+    record = JobRecord.new(
+        new_job_id(), tenant, resolved.spec, resolved.queue, resolved.preset, network=NetworkSummary.of(plan)
+    )
     memo = (
         Idempotency(idempotency_key, body_hash(submission), settings.idempotency_seconds)
         if idempotency_key

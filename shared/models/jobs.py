@@ -10,6 +10,7 @@ from typing import Any, Self
 from pydantic import BaseModel, Field, model_validator
 
 from shared.models.devices import DeviceInfo
+from shared.models.network import NetworkSummary
 from shared.models.spec import JobSpec, QueueName
 
 _last_id = [0, 0]  # (ms, random part) of this process's latest id
@@ -184,6 +185,9 @@ class JobRecord(BaseModel):
     error: JobErrorInfo | None = None
     has_model: bool = False
     study: StudyMembership | None = None
+    network: NetworkSummary | None = Field(
+        None, description="The network as planned on the dataset at submit time (null for older jobs)."
+    )
     worker: AttemptWorker | None = None
     transitions: list[Transition] = Field(default_factory=list)
     created_at: datetime
@@ -208,6 +212,7 @@ class JobRecord(BaseModel):
         queue: QueueName,
         preset: str | None = None,
         study: StudyMembership | None = None,
+        network: NetworkSummary | None = None,
     ) -> Self:
         """A freshly submitted, queued job."""
         now = utc_now()
@@ -222,6 +227,7 @@ class JobRecord(BaseModel):
             status=JobStatus.QUEUED,
             progress=progress,
             study=study,
+            network=network,
             transitions=[queued],
             created_at=now,
             updated_at=now,

@@ -213,3 +213,48 @@ def _layer_output(field: str, layer: Layer, shape: Shape) -> tuple[Shape, int]:
             f"{field}.{key}", f"a {size}x{size} {kind} on a {height}x{width} input (padding valid)"
         )
     return ((height - size) // strides + 1, (width - size) // strides + 1, filters), parameters
+
+
+class LayerSummary(BaseModel):
+    field: str | None = Field(description="Where the layer stands in the spec; null for one it implies.")
+    type: str
+    output_shape: list[int]
+    parameters: int = Field(description="Trainable parameters of the layer.")
+
+
+class NetworkSummary(BaseModel):
+    """A job's network as planned on its dataset at submit time."""
+
+    input_shape: list[int] = Field(description="One sample: [height, width, channels] or [features].")
+    task: Task
+    outputs: int = Field(description="The head's outputs: the classes, or the regression targets.")
+    layers: list[LayerSummary] = Field(description="The layers before the head, input to output.")
+    parameters: int = Field(description="Trainable parameters, the head's included.")
+
+    @classmethod
+    def of(cls, plan: NetworkPlan) -> "NetworkSummary":
+        return cls(
+            input_shape=list(plan.data.sample),
+            task=plan.data.task,
+            outputs=plan.data.outputs,
+            layers=[
+                LayerSummary(
+                    field=layer.field,
+                    type=layer.layer.type,
+                    output_shape=list(layer.output),
+                    parameters=layer.parameters,
+                )
+                for layer in plan.layers
+            ],
+            parameters=plan.parameters,
+        )
+
+    def text(self) -> str:
+        """One line: input, each layer's type and output shape, and the head."""
+        steps = [shape_text(tuple(self.input_shape))]
+        steps += [f"{layer.type} {shape_text(tuple(layer.output_shape))}" for layer in self.layers]
+        head = "softmax" if self.task == "classification" else "linear"
+        return (
+            " -> ".join([*steps, f"{head} {self.outputs}"])
+            + f" ({self.parameters:,} parameters, {self.task})"
+        )

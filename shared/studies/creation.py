@@ -5,6 +5,7 @@ from shared.datasets.store import DatasetStore
 from shared.errors import SpecInvalid
 from shared.jobs.submission import check_trainable, metric_errors
 from shared.models.jobs import JobRecord, StudyMembership, new_job_id, utc_now
+from shared.models.network import NetworkSummary
 from shared.models.studies import StudyJob, StudyRecord, StudyRequest
 from shared.settings import Settings
 from shared.studies.expansion import expand
@@ -17,17 +18,25 @@ def create_study(
     """Create the study ``request`` asks for; ``SpecInvalid`` naming every bad variant, or
     ``TooManyRequests`` when its jobs would take the tenant past its quota (nothing is stored)."""
     variants = expand(request, settings)
+    plans = []
     for _, job in variants:
         plan = check_trainable(job.spec, tenant, datasets, settings)
         errors = metric_errors(request.objective.metric, plan.data.task, "objective.metric")
         if errors:
             raise SpecInvalid(errors)
+        plans.append(plan)
     study_id = new_job_id()
     jobs = [
         JobRecord.new(
-            new_job_id(), tenant, job.spec, job.queue, job.preset, StudyMembership(id=study_id, variant=name)
+            new_job_id(),
+            tenant,
+            job.spec,
+            job.queue,
+            job.preset,
+            StudyMembership(id=study_id, variant=name),
+            NetworkSummary.of(plan),
         )
-        for name, job in variants
+        for (name, job), plan in zip(variants, plans, strict=True)
     ]
     study = StudyRecord(
         id=study_id,

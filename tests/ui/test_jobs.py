@@ -1,11 +1,14 @@
 """The web page on a live service: the job list, a job's live learning curves, cancel, download
 and the compare view, in headless Chromium against real training on the Celery worker."""
 
+import io
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from playwright.sync_api import expect
+from sklearn.datasets import load_diabetes
 
 from tests.helpers import tiny_spec
 from tests.ui.conftest import Tab, Tenant
@@ -144,4 +147,36 @@ def test_compare_shows_a_whole_study(tab: Tab, api_url: str, tenant: Tenant) -> 
     expect(page.locator("#final-metrics tbody tr")).to_have_count(2)
     expect(page.locator('[data-chart="compare-accuracy"] .legend li')).to_have_text(["no-dropout", "dropout"])
     expect(page.locator('[data-chart="compare-accuracy"] circle[data-epoch]')).to_have_count(6)
+    assert tab.script_errors() == []
+
+
+def test_a_regression_job_shows_its_network_mae_curves_and_scores(
+    tab: Tab, api_url: str, tenant: Tenant, artifacts_dir: Path
+) -> None:
+    diabetes = load_diabetes()
+    buffer = io.BytesIO()
+    np.savez(buffer, x_train=diabetes.data, y_train=diabetes.target.astype(np.float32))
+    uploaded = tenant.http.post("/v1/datasets", files={"file": ("diabetes.npz", buffer.getvalue())})
+    assert uploaded.status_code == 201, uploaded.text
+    layers = [{"type": "dense", "units": 16}]
+    spec = tiny_spec(
+        name="ui-regression",
+        dataset={"name": uploaded.json()["id"], "train_limit": None},
+        model={"hidden_layers": None, "layers": layers},
+        training={"epochs": 3, "learning_rate": 0.01},
+    )
+    job_id = tenant.submit(spec)
+    tenant.wait_status(job_id, "succeeded")
+    page = tab.page
+    sign_in(tab, api_url, tenant.key)
+    page.goto(f"{api_url}/ui/#/jobs/{job_id}")
+    expect(page.locator("h1")).to_have_text("ui-regression")
+    expect(page.get_by_text("input 10 → dense 16 → linear 1")).to_be_visible()
+    expect(page.get_by_text("regression, 1 targets")).to_be_visible()
+    for curve in ("mae", "val_mae"):
+        expect(points(page, curve)).to_have_count(3, timeout=TRAINING_TIMEOUT_MS)
+    expect(page.get_by_text("Test R²")).to_be_visible()
+    assert page.get_by_text("Test accuracy").count() == 0
+    assert_no_overflow(page)
+    shoot(page, artifacts_dir, "ui-regression-job.png")
     assert tab.script_errors() == []

@@ -11,12 +11,23 @@ import { notice, progressCell, statusBadge, tagList } from "./status.js";
 const TRAIN_COLOR = "#2563eb", VAL_COLOR = "#ea580c";
 
 function definitionList(pairs) {
-  return h("dl", { class: "facts" }, pairs.filter(([, v]) => v !== null && v !== undefined)
+  return h("dl", { class: "facts" }, pairs.filter((pair) => pair && pair[1] !== null && pair[1] !== undefined)
     .map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
 function layersText(layers) {
   return layers.map((layer) => (typeof layer === "number" ? String(layer) : `${layer.units}*`)).join(" × ");
+}
+
+function shapeText(shape) {
+  return shape.join("×");
+}
+
+// The planned network: the input's shape, each layer with the shape it outputs, and the head.
+function networkText(network) {
+  const steps = [`input ${shapeText(network.input_shape)}`, ...network.layers.map((l) => `${l.type} ${shapeText(l.output_shape)}`)];
+  const head = network.task === "regression" ? "linear" : "softmax";
+  return `${[...steps, `${head} ${network.outputs}`].join(" → ")} (${network.parameters.toLocaleString()} parameters)`;
 }
 
 function regularizationText(reg) {
@@ -26,7 +37,7 @@ function regularizationText(reg) {
   if (reg.dropout) parts.push(`dropout ${reg.dropout}`);
   if (reg.input_dropout) parts.push(`input dropout ${reg.input_dropout}`);
   const aug = reg.augmentation ?? {};
-  if (aug.rotation || aug.translation || aug.zoom || aug.horizontal_flip) parts.push("augmentation");
+  if (aug.rotation || aug.translation || aug.zoom || aug.horizontal_flip || aug.brightness || aug.contrast) parts.push("augmentation");
   if (aug.zca_whitening) parts.push("ZCA whitening");
   const stop = reg.early_stopping;
   if (stop) parts.push(`early stopping on ${stop.monitor} (patience ${stop.patience})`);
@@ -40,7 +51,9 @@ function specSummary(job) {
     definitionList([
       ["Preset", job.preset ?? "–"],
       ["Dataset", `${dataset.name}${dataset.train_limit ? `, first ${dataset.train_limit}` : ""}, validation ${dataset.validation_split}`],
-      ["Hidden layers", `${layersText(model.hidden_layers)} (${model.activation})`],
+      model.layers ? null : ["Hidden layers", `${layersText(model.hidden_layers)} (${model.activation})`],
+      job.network ? ["Network", networkText(job.network)] : null,
+      job.network ? ["Task", `${job.network.task}, ${job.network.outputs} ${job.network.task === "regression" ? "targets" : "classes"}`] : null,
       ["Regularization", regularizationText(regularization)],
       ["Training", `${training.epochs} epochs, batch ${training.batch_size}, ${training.optimizer} at ${training.learning_rate}`],
       ["Queue", job.queue ?? "default"],
@@ -53,17 +66,30 @@ function resultCard(job) {
   const items = [];
   if (job.result) {
     const r = job.result;
+    const regression = r.test_accuracy === null && r.test_mae !== null;
     items.push(definitionList([
-      ["Test accuracy", percent(r.test_accuracy)],
+      regression ? ["Test MAE", fixed(r.test_mae)] : ["Test accuracy", percent(r.test_accuracy)],
+      regression ? ["Test RMSE", fixed(r.test_rmse)] : null,
+      regression ? ["Test R²", fixed(r.test_r2)] : null,
       ["Test loss", fixed(r.test_loss)],
       ["Best epoch", r.best_epoch ?? "–"],
       ["Stopped at epoch", r.stopped_epoch],
       ["Stop reason", job.stop_reason ?? "–"],
-    ]));
+    ].filter(Boolean)));
+    if (r.class_scores) items.push(classTable(r.class_scores));
   }
   if (job.error) items.push(notice(`${job.error.type}: ${job.error.message}`, "error"));
   if (!items.length) items.push(h("p", { class: "muted" }, isActive(job.status) ? "The result comes when the job ends." : "No result."));
   return h("section", { class: "card", "aria-labelledby": "result-title" }, h("h2", { id: "result-title" }, "Result"), items);
+}
+
+function classTable(scores) {
+  return h("div", { class: "table-wrap" }, h("table", { class: "class-scores" },
+    h("caption", {}, "Per class, on the test set"),
+    h("thead", {}, h("tr", {}, ["Class", "Precision", "Recall", "F1", "Samples"].map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, scores.map((s) => h("tr", {},
+      h("td", {}, s.name), h("td", { class: "num" }, percent(s.precision)), h("td", { class: "num" }, percent(s.recall)),
+      h("td", { class: "num" }, percent(s.f1)), h("td", { class: "num" }, s.support))))));
 }
 
 function timeline(job) {
@@ -134,16 +160,22 @@ export async function jobView(root, jobId, signal) {
   const head = h("div", {}), side = h("div", { class: "stack" }), message = h("div", {});
   const connection = h("span", { class: "muted small", id: "stream-state" });
   const lossChart = new LineChart({ key: "loss", title: "Loss", yLabel: "loss", xMax: job.progress.epochs, bounds: [0, Infinity] });
-  const accChart = new LineChart({
-    key: "accuracy", title: "Accuracy", yLabel: "accuracy", xMax: job.progress.epochs, bounds: [0, 1],
-    format: (v) => percent(v),
-  });
+  // Regression jobs log the mean absolute error where classification logs accuracy.
+  const regression = job.network?.task === "regression";
+  const accChart = regression
+    ? new LineChart({ key: "mae", title: "Mean absolute error", yLabel: "MAE", xMax: job.progress.epochs, bounds: [0, Infinity] })
+    : new LineChart({
+      key: "accuracy", title: "Accuracy", yLabel: "accuracy", xMax: job.progress.epochs, bounds: [0, 1],
+      format: (v) => percent(v),
+    });
   const report = (text) => replace(message, notice(text, "error"));
 
   const drawCharts = () => {
     const records = [...epochs.values()].sort((a, b) => a.epoch - b.epoch);
     lossChart.update([series(records, "loss", "training loss", TRAIN_COLOR), series(records, "val_loss", "validation loss", VAL_COLOR)]);
-    accChart.update([series(records, "accuracy", "training accuracy", TRAIN_COLOR), series(records, "val_accuracy", "validation accuracy", VAL_COLOR)]);
+    accChart.update(regression
+      ? [series(records, "mae", "training MAE", TRAIN_COLOR), series(records, "val_mae", "validation MAE", VAL_COLOR)]
+      : [series(records, "accuracy", "training accuracy", TRAIN_COLOR), series(records, "val_accuracy", "validation accuracy", VAL_COLOR)]);
   };
   const drawJob = (next) => {
     job = next;
