@@ -23,6 +23,17 @@ _CONVNET: dict[str, Any] = {
 }
 
 
+ARTICLE_PRESETS: tuple[PresetName, ...] = (
+    "baseline",
+    "l2",
+    "l1",
+    "dropout",
+    "augmentation",
+    "early_stopping",
+)
+"""The article's six variants: the study preset ``article``."""
+
+
 def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """``base`` with ``overrides`` applied: nested objects merge, everything else replaces."""
     merged = dict(base)

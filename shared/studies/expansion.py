@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from shared.errors import FieldError, SpecInvalid, field_errors
 from shared.jobs.submission import ResolvedJob, resolve_submission
-from shared.models.presets import PRESETS, deep_merge
+from shared.models.presets import ARTICLE_PRESETS, deep_merge
 from shared.models.spec import JobSpec, JobSubmission
 from shared.models.studies import MAX_VARIANTS, GridPath, StudyRequest
 from shared.settings import Settings
@@ -46,7 +46,9 @@ def expand(request: StudyRequest, settings: Settings) -> list[tuple[str, Resolve
 
 def _submissions(request: StudyRequest) -> list[tuple[str, str, dict[str, Any]]]:
     if request.preset == "article":
-        return [(name, f"preset.{name}", deep_merge(request.base, {"preset": name})) for name in PRESETS]
+        return [
+            (name, f"preset.{name}", deep_merge(request.base, {"preset": name})) for name in ARTICLE_PRESETS
+        ]
     if request.variants is not None:
         return [
             (v.name, f"variants.{i}.overrides", deep_merge(request.base, v.overrides))

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from shared.errors import SpecInvalid
 from shared.jobs.submission import resolve_submission
-from shared.models.presets import PRESETS
+from shared.models.presets import ARTICLE_PRESETS
 from shared.models.spec import JobSpec, JobSubmission
 from shared.models.studies import StudyRequest
 from shared.settings import Settings
@@ -184,4 +184,4 @@ def test_a_studys_base_notify_reaches_every_variant_and_is_checked() -> None:
     )
     with pytest.raises(SpecInvalid) as caught:
         expand(private, settings)
-    assert {e.field for e in caught.value.errors} == {f"preset.{name}.notify.url" for name in PRESETS}
+    assert {e.field for e in caught.value.errors} == {f"preset.{name}.notify.url" for name in ARTICLE_PRESETS}
