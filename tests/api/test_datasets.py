@@ -6,11 +6,13 @@ import os
 import struct
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 from PIL import Image
 from sklearn.datasets import load_breast_cancer
@@ -378,3 +380,41 @@ def test_a_spec_is_checked_against_its_uploaded_datasets_shape(client: httpx.Cli
         "resources": {"queue": "gpu"},
     }
     assert client.post("/v1/jobs", json=ok).status_code == 202
+
+
+def streamed_gzip(header: bytes, zeros: int) -> bytes:
+    """A gzip of ``header`` and ``zeros`` zero bytes, compressed a chunk at a time."""
+    packer, parts, chunk = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS), [], bytes(1 << 24)
+    parts.append(packer.compress(header))
+    for _ in range(zeros // len(chunk)):
+        parts.append(packer.compress(chunk))
+    parts.append(packer.flush())
+    return b"".join(parts)
+
+
+@pytest.fixture(scope="module")
+def measured_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, psutil.Process]]:
+    """An API of its own, whose memory the test reads."""
+    env = {**os.environ, "MAX_EXPANDED_BYTES": "50000000", "MAX_UPLOAD_BYTES": "20000000"}
+    with running_api(env, tmp_path_factory.mktemp("logs") / "measured-api.log") as url:
+        port = int(url.rsplit(":", 1)[1])
+        (pid,) = {
+            c.pid for c in psutil.net_connections("tcp") if c.laddr.port == port and c.status == "LISTEN"
+        }
+        yield url, psutil.Process(pid)
+
+
+def test_a_gigabyte_gzip_bomb_leaves_the_apis_memory_bounded(
+    measured_api: tuple[str, psutil.Process], settings_env: Any
+) -> None:
+    url, process = measured_api
+    header = bytes([0, 0, 8, 3]) + struct.pack(">III", 1_300_000, 28, 28)
+    bomb = streamed_gzip(header, 1 << 30)  # 1 GiB of pixels in about 1 MB
+    headers = {"Authorization": f"Bearer {new_api_key(settings_env, 'tests')}"}
+    files = [("file", ("train-images-idx3-ubyte.gz", bomb)), ("file", ("train-labels-idx1-ubyte.gz", b"x"))]
+    before = process.memory_info().rss
+    refused = httpx.post(f"{url}/v1/datasets", files=files, headers=headers, timeout=60)
+    assert refused.status_code == 422
+    assert "expands past 50000000 bytes" in refused.json()["detail"]
+    grown = process.memory_info().rss - before
+    assert grown < 200 * 1_048_576, f"the API grew by {grown / 1_048_576:.0f} MiB for a 50 MB budget"
