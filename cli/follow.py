@@ -16,7 +16,15 @@ from shared.models.jobs import EpochRecord
 log = logging.getLogger(__name__)
 
 LONG_POLL_SECONDS = 30
-EPOCH_COLUMNS = ("epoch", "loss", "accuracy / mae", "val_loss", "val_accuracy / val_mae", "seconds")
+EPOCH_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+REGRESSION_COLUMNS = ("epoch", "loss", "mae", "val_loss", "val_mae", "seconds")
+
+
+def epoch_columns(job: JobView) -> tuple[str, ...]:
+    """The epoch table's columns: accuracies for classification, MAEs for regression."""
+    return (
+        REGRESSION_COLUMNS if job.network is not None and job.network.task == "regression" else EPOCH_COLUMNS
+    )
 
 
 def epoch_cells(record: EpochRecord) -> list[str]:
@@ -42,7 +50,7 @@ class LiveWatcher:
     """A progress bar over the epochs above a table that grows by a row per epoch."""
 
     def __init__(self, job: JobView) -> None:
-        self.table = Table(*EPOCH_COLUMNS)
+        self.table = Table(*epoch_columns(job))
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
         )
@@ -67,7 +75,7 @@ class PlainWatcher:
     def epoch(self, record: EpochRecord) -> None:
         if not self.header_shown:
             self.header_shown = True
-            plain_line(*EPOCH_COLUMNS)
+            plain_line(*(REGRESSION_COLUMNS if record.mae is not None else EPOCH_COLUMNS))
         plain_line(*epoch_cells(record))
 
     def status(self, status: JobStatus) -> None:
