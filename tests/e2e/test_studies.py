@@ -5,6 +5,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.models.presets import ARTICLE_PRESETS
 from tests.helpers import tiny_spec, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("worker")]
@@ -128,14 +129,7 @@ def test_an_invalid_grid_is_a_422_naming_it_and_creates_nothing(
 def test_the_article_preset_is_the_six_variants_with_the_base_applied(client: httpx.Client) -> None:
     base = BASE | {"resources": {"queue": "gpu"}}
     study = create(client, {"preset": "article", "base": base})
-    assert [job["variant"] for job in study["jobs"]] == [
-        "baseline",
-        "l2",
-        "l1",
-        "dropout",
-        "augmentation",
-        "early_stopping",
-    ]
+    assert [job["variant"] for job in study["jobs"]] == list(ARTICLE_PRESETS)
     l2 = client.get(f"/v1/jobs/{study['jobs'][1]['job_id']}").json()
     assert (l2["preset"], l2["spec"]["regularization"]["l2"], l2["spec"]["training"]["epochs"]) == (
         "l2",

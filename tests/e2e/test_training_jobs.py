@@ -37,6 +37,16 @@ def records(client: httpx.Client, job_id: str, **params: Any) -> dict[str, Any]:
     return page
 
 
+def downloaded_predictions(client: httpx.Client, job_id: str, tmp_path: Path) -> tuple[np.ndarray, list[str]]:
+    """The job's downloaded model's predictions for three random 28x28 images, made by plain
+    Keras, and its layers' class names."""
+    response = client.get(f"/v1/jobs/{job_id}/model")
+    assert response.status_code == 200
+    (tmp_path / "model.keras").write_bytes(response.content)
+    images = np.random.default_rng(0).integers(0, 255, size=(3, 28, 28)).astype("uint8")
+    return predict_with_plain_keras(tmp_path / "model.keras", images)
+
+
 @pytest.fixture(scope="module")
 def succeeded(client: httpx.Client) -> dict[str, Any]:
     job_id = submit(client, tiny_spec(training={"epochs": 3}, regularization={"l2": 1e-4, "dropout": 0.1}))
@@ -151,11 +161,7 @@ def test_augmentation_and_zca_train_end_to_end(client: httpx.Client, tmp_path: P
     assert job["status"] == "succeeded", job["error"]
     assert [r["epoch"] for r in records(client, job_id)["records"]] == [1, 2]
     # Trained with the worker's own augmentation layer, saved without it: plain Keras loads it.
-    response = client.get(f"/v1/jobs/{job_id}/model")
-    assert response.status_code == 200
-    (tmp_path / "model.keras").write_bytes(response.content)
-    images = np.random.default_rng(0).integers(0, 255, size=(3, 28, 28)).astype("uint8")
-    predictions, layers = predict_with_plain_keras(tmp_path / "model.keras", images)
+    predictions, layers = downloaded_predictions(client, job_id, tmp_path)
     assert predictions.shape == (3, 10)
     assert np.allclose(predictions.sum(axis=1), 1, atol=1e-5)
     assert "RandomAffine" not in layers
@@ -185,11 +191,7 @@ def test_a_small_convnet_with_augmentation_trains_and_loads_in_plain_keras(
     assert job["status"] == "succeeded", job["error"]
     assert [r["epoch"] for r in records(client, job_id)["records"]] == [1, 2, 3]
     assert job["result"]["test_accuracy"] > 0.3, "the learnable dataset is learnt"
-    response = client.get(f"/v1/jobs/{job_id}/model")
-    assert response.status_code == 200
-    (tmp_path / "model.keras").write_bytes(response.content)
-    images = np.random.default_rng(0).integers(0, 255, size=(3, 28, 28)).astype("uint8")
-    predictions, names = predict_with_plain_keras(tmp_path / "model.keras", images)
+    predictions, names = downloaded_predictions(client, job_id, tmp_path)
     assert predictions.shape == (3, 10)
     assert "Conv2D" in names
     assert "RandomAffine" not in names
