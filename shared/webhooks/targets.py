@@ -9,11 +9,15 @@ checked, so a second DNS answer cannot point the request elsewhere.
 """
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+NUMERIC_HOST = re.compile(r"(?:0x[0-9a-f]+|[0-9]+)(?:\.(?:0x[0-9a-f]+|[0-9]+)){0,3}")
+"""A host made of one to four numbers, decimal, octal or hex: what ``inet_aton`` reads as IPv4.
+A plain dotted quad is read by ``ipaddress`` first, and judged as an address."""
 
 
 class TargetRefused(Exception):
@@ -24,10 +28,30 @@ class TargetRefused(Exception):
         self.transient = transient
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+"""The well-known NAT64 prefix: its addresses reach the IPv4 address in their last 32 bits."""
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries and reaches: IPv4-mapped (``::ffff:a.b.c.d``), NAT64
+    (``64:ff9b::a.b.c.d``), 6to4 (``2002:aabb:ccdd::``) or IPv4-compatible (``::a.b.c.d``)."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in NAT64 or (address in IPV4_COMPATIBLE and int(address) > 1):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def is_public(address: IPAddress) -> bool:
-    """Whether ``address`` is a public unicast address (an IPv4-mapped one judged as IPv4)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Whether ``address`` is a public unicast address; an IPv6 address that carries an IPv4 one
+    is judged by the IPv4 address too."""
+    if isinstance(address, ipaddress.IPv6Address):
+        carried = embedded_ipv4(address)
+        if carried is not None and not is_public(carried):
+            return False
     return address.is_global and not address.is_multicast
 
 
@@ -47,6 +71,9 @@ def submission_refusal(url: str, allow_private: bool) -> str | None:
     if host == "localhost" or host.endswith(".localhost"):
         return "the URL names this machine; only public hosts are allowed (WEBHOOK_ALLOW_PRIVATE)"
     address = literal_address(host)
+    if address is None and NUMERIC_HOST.fullmatch(host):
+        # 2130706433, 0x7f000001, 127.1, 0177.0.0.1: read by the resolver as IPv4 addresses.
+        return f"{host} is an address in a numeric form; write it as a dotted IPv4 address or a name"
     if address is not None and not is_public(address):
         return f"{address} is not a public address; only public hosts are allowed (WEBHOOK_ALLOW_PRIVATE)"
     return None

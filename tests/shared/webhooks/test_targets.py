@@ -114,6 +114,10 @@ def test_events_default_to_state_and_are_checked() -> None:
         "::ffff:127.0.0.1",
         "::ffff:169.254.169.254",
         "224.0.0.1",
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "2002:a9fe:a9fe::1",  # 6to4 of it
+        "::a9fe:a9fe",  # IPv4-compatible
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
     ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
@@ -123,11 +127,20 @@ def test_non_public_addresses_are_refused(address: str) -> None:
     assert submission_refusal(f"http://{host}:8080/hook", allow_private=True) is None
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700::1111", "::ffff:8.8.8.8"])
+@pytest.mark.parametrize(
+    "address", ["93.184.216.34", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"]
+)
 def test_public_addresses_are_allowed(address: str) -> None:
     assert is_public(ipaddress.ip_address(address))
     host = f"[{address}]" if ":" in address else address
     assert submission_refusal(f"https://{host}/hook", allow_private=False) is None
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0x7f000001", "127.1", "0177.0.0.1", "0xa9.0xfe.0xa9.0xfe"])
+def test_numeric_forms_of_an_ipv4_address_are_refused_at_submission(host: str) -> None:
+    refusal = submission_refusal(f"http://{host}/hook", allow_private=False)
+    assert refusal is not None
+    assert "numeric form" in refusal
 
 
 @pytest.mark.parametrize("host", ["localhost", "LOCALHOST.", "api.localhost"])
