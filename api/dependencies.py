@@ -12,10 +12,12 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
+from starlette.types import Scope
 
 from api.services import Services, services_of
+from shared.auth.keys import FailureLimit
 from shared.errors import JobNotFound, TooManyRequests, Unauthorized
-from shared.jobs.feed import FeedRead, PageQuery
+from shared.jobs.feed import AddressThrottled, FeedRead, PageQuery
 from shared.models.jobs import JOB_ID_PATTERN, JobRecord
 from shared.settings import Settings
 
@@ -54,18 +56,25 @@ BearerDep = Annotated[str | None, Depends(BEARER)]
 
 
 async def read_as_caller(
-    services: Services, token: str | None, page: PageQuery | None = None
+    services: Services, token: str | None, client: str, page: PageQuery | None = None
 ) -> tuple[str, FeedRead]:
-    """Check the caller's key (counting the request in its rate window) and read ``page``, in one
-    round trip: the caller's tenant and what was read. 401 without a valid key, 429 past the rate."""
+    """Check the caller's key (counting the request in its rate window once its secret checked
+    out, else as a failure of the ``client`` address) and read ``page``, in one round trip: the
+    caller's tenant and what was read. 401 without a valid key, 429 past the key's rate or past
+    the address's failures."""
     settings = services.settings
     if not settings.auth_enabled:
         return DEFAULT_TENANT, await services.feed.read(None, page)
     if token is None:
         raise Unauthorized("this request needs an API key: Authorization: Bearer <key>")
-    caller, found = await services.feed.read_as(
-        services.api_keys, token, settings.rate_limit_window_seconds, page
-    )
+    failures = FailureLimit(settings.auth_failure_limit, settings.auth_failure_window_seconds)
+    try:
+        caller, found = await services.feed.read_as(
+            services.api_keys, token, settings.rate_limit_window_seconds, client, failures, page
+        )
+    except AddressThrottled:
+        message = f"more than {failures.limit} requests with keys that did not check out from this address"
+        raise TooManyRequests(message, retry_after=failures.seconds) from None
     if caller is None or found is None:
         raise Unauthorized("the API key is not valid, or has been revoked")
     if caller.requests_in_window > settings.rate_limit_requests:
@@ -80,9 +89,15 @@ def past_the_rate(settings: Settings) -> TooManyRequests:
     return TooManyRequests(message, retry_after=window - int(time.time()) % window)
 
 
-async def get_tenant(services: ServicesDep, token: BearerDep) -> str:
+def client_address(scope: Scope) -> str:
+    """The address the request came from (as the server saw it, or as a trusted proxy said)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+async def get_tenant(request: Request, services: ServicesDep, token: BearerDep) -> str:
     """The tenant whose API key signs the request (401 without a valid one; 429 past the rate)."""
-    tenant, _ = await read_as_caller(services, token)
+    tenant, _ = await read_as_caller(services, token, client_address(request.scope))
     return tenant
 
 

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     )
     rate_limit_requests: int = Field(600, ge=1, description="Requests one API key may make per window.")
     rate_limit_window_seconds: int = Field(60, ge=1, description="The rate limit's window.")
+    auth_failure_limit: int = Field(
+        100,
+        ge=1,
+        description="Requests whose API key does not check out that one client address may make per "
+        "failure window; past it, its requests are 429s.",
+    )
+    auth_failure_window_seconds: int = Field(300, ge=1, description="The window of AUTH_FAILURE_LIMIT.")
     max_request_bytes: int = Field(1_048_576, ge=1024, description="Largest request body; more is a 413.")
     max_upload_bytes: int = Field(
         200 * 1_048_576, ge=1024, description="Largest dataset upload (`POST /v1/datasets`); more is a 413."

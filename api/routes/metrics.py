@@ -32,6 +32,7 @@ from api.dependencies import (
     TenantDep,
     bearer_token,
     check_job_id,
+    client_address,
     read_as_caller,
 )
 from api.problems import PROBLEM_RESPONSES
@@ -59,14 +60,16 @@ class MetricsQuery(BaseModel):
     )
 
 
-async def answer_poll(services: Services, job_id: str, token: str | None, query: MetricsQuery) -> bytes:
+async def answer_poll(
+    services: Services, job_id: str, token: str | None, client: str, query: MetricsQuery
+) -> bytes:
     """The caller's page of the job's records (after a wait, when it asks for one) as a
     ``MetricsPage`` in JSON: its key checked and the page read at once; 404 for a job it does
     not have."""
     check_job_id(job_id)
     cap = services.settings.metrics_page_limit
     cursor = PageQuery(job_id, query.after_epoch, min(query.limit or cap, cap))
-    tenant, found = await read_as_caller(services, token, cursor)
+    tenant, found = await read_as_caller(services, token, client, cursor)
     page = found.page_of(job_id)
     if page.tenant != tenant:
         raise JobNotFound(job_id)
@@ -83,6 +86,7 @@ async def answer_poll(services: Services, job_id: str, token: str | None, query:
     summary="Epoch records after a cursor",
 )
 async def get_job_metrics(
+    request: Request,
     job_id: JobIdPath,
     services: ServicesDep,
     token: BearerDep,
@@ -92,7 +96,8 @@ async def get_job_metrics(
 
     With `wait`, an answer with nothing new waits until a record arrives or the job ends.
     """
-    return Response(await answer_poll(services, job_id, token, query), media_type=JSON)
+    body = await answer_poll(services, job_id, token, client_address(request.scope), query)
+    return Response(body, media_type=JSON)
 
 
 class Poll:
@@ -111,7 +116,7 @@ class Poll:
             raise RequestValidationError(errors) from None
         job_id = scope["path_params"]["job_id"]
         token = bearer_token(Headers(scope=scope).get("Authorization"))
-        body = await answer_poll(services_of(scope), job_id, token, query)
+        body = await answer_poll(services_of(scope), job_id, token, client_address(scope), query)
         # The answer ``Response(body, media_type=JSON)`` sends, without building one.
         headers = [(b"content-length", b"%d" % len(body)), (b"content-type", JSON.encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})

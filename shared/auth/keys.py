@@ -33,6 +33,15 @@ class ApiKeyInfo(BaseModel):
     revoked_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class FailureLimit:
+    """How many requests whose key does not check out one client address may make in
+    ``seconds`` before its requests are refused without a look at their key."""
+
+    limit: int
+    seconds: int
+
+
 CHECKED_FIELDS = ("tenant", "hash", "revoked_at")
 """The fields of a key's record that a request's key check reads."""
 
@@ -51,12 +60,17 @@ class Caller:
 
 @dataclass(slots=True)
 class KeyLookup:
-    """The Redis keys of one key check: the key's record and its rate counter, which lives
-    ``counter_seconds`` (two windows)."""
+    """The Redis keys of one key check: the key's record, its rate counter, which lives
+    ``counter_seconds`` (two windows), and the failure counter of the client's address; the
+    presented secret's digest; and how many failures an address may have in how long."""
 
     record: str
     counter: str
     counter_seconds: int
+    failures: str
+    digest: str
+    failure_limit: int
+    failure_seconds: int
 
 
 def parse_token(token: str) -> tuple[str, str] | None:
@@ -106,21 +120,32 @@ class KeyStore:
         pipe.execute()
         return info, f"kj_{key_id}_{secret}"
 
-    def lookup(self, key_id: str, window_seconds: int) -> "KeyLookup":
-        """Where a key's record is, and the counter of this window's requests with it."""
+    def lookup(
+        self, parts: tuple[str, str], window_seconds: int, client: str, failures: FailureLimit
+    ) -> KeyLookup:
+        """Where a parsed key's record is, the counter of this window's requests with it, and
+        the failure counter of the client's address."""
         window = int(time.time()) // window_seconds
-        return KeyLookup(self.keys.api_key(key_id), self.keys.rate(key_id, window), window_seconds * 2)
+        return KeyLookup(
+            self.keys.api_key(parts[0]),
+            self.keys.rate(parts[0], window),
+            window_seconds * 2,
+            self.keys.auth_failures(client),
+            _digest(parts[1]),
+            failures.limit,
+            failures.seconds,
+        )
 
     @staticmethod
-    def caller(parts: tuple[str, str], checked: Sequence[str | None], count: int) -> Caller | None:
-        """The caller of a parsed key, from its record's ``CHECKED_FIELDS`` and this window's
+    def caller(lookup: KeyLookup, key_id: str, checked: Sequence[str | None], count: int) -> Caller | None:
+        """The caller of a looked-up key, from its record's ``CHECKED_FIELDS`` and this window's
         request count; None unless the key is known, not revoked, and its secret matches."""
         tenant, expected, revoked_at = checked
         # Compare even for an unknown key, so the answer takes the same time either way.
-        matches = hmac.compare_digest(_digest(parts[1]), expected or _NO_HASH)
+        matches = hmac.compare_digest(lookup.digest, expected or _NO_HASH)
         if not matches or tenant is None or revoked_at:
             return None
-        return Caller(tenant, parts[0], count)
+        return Caller(tenant, key_id, count)
 
     def list(self) -> list[ApiKeyInfo]:
         """Every key, oldest first, without its secret hash."""

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis as AsyncRedis
 
-from shared.auth.keys import Caller, KeyLookup, KeyStore, parse_token
+from shared.auth.keys import Caller, FailureLimit, KeyLookup, KeyStore, parse_token
 from shared.errors import JobNotFound
 from shared.models.jobs import JobStatus
 from shared.redis.keys import RedisKeys
-from shared.redis.scripts import KEY_AND_PAGE
+from shared.redis.scripts import KEY_AND_PAGE, Word
 
 # The records below are slotted, not frozen: one of each is made on every poll, and a frozen
 # dataclass's __init__ is several times slower.
@@ -54,6 +54,10 @@ class FeedRead:
         return self.page
 
 
+class AddressThrottled(Exception):
+    """A client address past its limit of requests whose key did not check out."""
+
+
 class JobFeed:
     """The API's asyncio reads, one round trip each, and waits for a job's next change."""
 
@@ -61,33 +65,43 @@ class JobFeed:
         self.redis, self.keys = redis, keys
 
     async def read(self, key: KeyLookup | None, page: PageQuery | None) -> FeedRead:
-        """Look up a key (counting this request in its rate window) and read a page, as asked.
+        """Look up a key (counting this request in its rate window, or as a failure of its client
+        address) and read a page, as asked.
 
         A page parses nothing but two short fields, so a read that finds nothing new stays cheap.
         """
-        names = [] if key is None else [key.record, key.counter]
-        first = last = 0
+        names: list[str] = []
+        words: list[Word] = [0, 0, 0]
+        if key is not None:
+            names += [key.record, key.counter, key.failures]
+            words = [key.counter_seconds, 0, 0, key.digest, key.failure_limit, key.failure_seconds]
         if page is not None:
             names += [self.keys.job(page.job_id), self.keys.epochs(page.job_id)]
-            first, last = page.after_epoch, page.after_epoch + page.limit - 1
-        lifetime = 0 if key is None else key.counter_seconds
-        fields, count, job, records, total = await KEY_AND_PAGE.run_async(
-            self.redis, names, (lifetime, first, last)
-        )
+            words[1:3] = [page.after_epoch, page.after_epoch + page.limit - 1]
+        fields, count, job, records, total = await KEY_AND_PAGE.run_async(self.redis, names, words)
         return FeedRead(fields or None, count or 0, None if page is None else _page(job, records, total))
 
     async def read_as(
-        self, api_keys: KeyStore, token: str, window_seconds: int, page: PageQuery | None = None
+        self,
+        api_keys: KeyStore,
+        token: str,
+        window_seconds: int,
+        client: str,
+        failures: FailureLimit,
+        page: PageQuery | None = None,
     ) -> tuple[Caller | None, FeedRead | None]:
         """Who presents ``token`` (None unless it is a valid key), with the request counted in
         its rate window, and ``page``, in one round trip; a token not shaped like one of our keys
-        reads nothing."""
+        reads nothing. ``AddressThrottled`` when the client's address is past its failures."""
         parts = parse_token(token)
         if parts is None:
             return None, None
-        found = await self.read(api_keys.lookup(parts[0], window_seconds), page)
+        lookup = api_keys.lookup(parts, window_seconds, client, failures)
+        found = await self.read(lookup, page)
+        if found.requests_in_window < 0:
+            raise AddressThrottled(client)
         fields = found.key_fields or (None, None, None)
-        return KeyStore.caller(parts, fields, found.requests_in_window), found
+        return KeyStore.caller(lookup, parts[0], fields, found.requests_in_window), found
 
     async def page(self, job_id: str, after_epoch: int, limit: int) -> FeedPage:
         """The records after ``after_epoch`` (at most ``limit``) with the job's status;

@@ -88,6 +88,11 @@ class RedisKeys:
         """Counter: requests of one API key in one rate-limit window."""
         return f"{self.prefix}:rate:{key_id}:{window}"
 
+    def auth_failures(self, client: str) -> str:
+        """Counter: requests from one client address whose key did not check out, in the current
+        failure window (it lives as long as the window)."""
+        return f"{self.prefix}:authfail:{client}"
+
     def idempotency(self, tenant: str, key: str) -> str:
         """String: the job an Idempotency-Key created, with the hash of its request body."""
         return f"{self.prefix}:tenant:{tenant}:idempotency:{key}"

@@ -81,22 +81,39 @@ return {'written'}
 """)
 
 KEY_AND_PAGE = Lua("""
--- An API key's tenant, secret hash and revocation time with this request counted in its rate
--- window, and a page of a job's epoch records with its tenant and status: either or both, in
--- one round trip.
--- KEYS: the key's record and its rate counter when ARGV[1] is above 0; then the job's hash and
---   its epoch list when a page is asked for.
+-- An API key's tenant, secret hash and revocation time, with this request counted in the key's
+-- rate window only when the presented secret's hash matches and the key is not revoked (so a
+-- key id alone, which is not secret, cannot use up a tenant's rate); a request whose key does
+-- not check out counts against its client address instead, and an address past its limit of
+-- failures is not looked up at all. And a page of a job's epoch records with its tenant and
+-- status. Either or both, in one round trip.
+-- KEYS: the key's record, its rate counter and the client address's failure counter when
+--   ARGV[1] is above 0; then the job's hash and its epoch list when a page is asked for.
 -- ARGV: [1] the rate counter's lifetime in seconds (0: no key to look up), [2] and [3] the
---   first and last index of the page.
+--   first and last index of the page, [4] the presented secret's hash, [5] the failures an
+--   address may have, [6] their window in seconds.
 -- Answers {{tenant, hash, revoked_at} (shared.auth.keys.CHECKED_FIELDS), count, {tenant, status},
--- records, epoch count}, false for the parts not asked for.
+-- records, epoch count}, false for the parts not asked for; the count is 0 for a key that did
+-- not check out, and -1 (with no fields) for an address past its failures.
 local reply = {false, false, false, false, false}
 local next_key = 1
 if tonumber(ARGV[1]) > 0 then
-  reply[1] = redis.call('HMGET', KEYS[1], 'tenant', 'hash', 'revoked_at')
-  reply[2] = redis.call('INCR', KEYS[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[1])
-  next_key = 3
+  next_key = 4
+  if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[5]) then
+    reply[2] = -1
+  else
+    local fields = redis.call('HMGET', KEYS[1], 'tenant', 'hash', 'revoked_at')
+    reply[1] = fields
+    if fields[1] and fields[2] == ARGV[4] and not fields[3] then
+      reply[2] = redis.call('INCR', KEYS[2])
+      redis.call('EXPIRE', KEYS[2], ARGV[1])
+    else
+      reply[2] = 0
+      if redis.call('INCR', KEYS[3]) == 1 then
+        redis.call('EXPIRE', KEYS[3], ARGV[6])
+      end
+    end
+  end
 end
 if #KEYS > next_key then
   reply[3] = redis.call('HMGET', KEYS[next_key], 'tenant', 'status')
@@ -105,6 +122,7 @@ if #KEYS > next_key then
 end
 return reply
 """)
+
 
 CLAIM_DUE = Lua("""
 -- Members of a time-ordered set that are due, each held for a while by the caller, so that one

@@ -1,6 +1,8 @@
 """Authentication, tenant isolation, idempotent submission and request hardening."""
 
+import os
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -11,6 +13,7 @@ from shared.auth.keys import KeyStore
 from shared.redis.connection import connect
 from shared.redis.keys import RedisKeys
 from shared.settings import Settings
+from tests.conftest import new_api_key, running_api
 from tests.helpers import tiny_spec
 
 IDLE = tiny_spec(resources={"queue": "gpu"})  # no test worker consumes the gpu queue
@@ -144,3 +147,44 @@ def test_no_traceback_or_internal_path_in_errors(client: httpx.Client) -> None:
         assert "Traceback" not in body
         assert ".py" not in body
         assert "site-packages" not in body
+
+
+@pytest.fixture(scope="module")
+def guarded_url(settings_env: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An API behind a trusted proxy (so each test client can say its own address), with a rate
+    of 5 requests per key and 3 failed key checks per address."""
+    env = {
+        **os.environ,
+        "RATE_LIMIT_REQUESTS": "5",
+        "RATE_LIMIT_WINDOW_SECONDS": "3600",
+        "AUTH_FAILURE_LIMIT": "3",
+    }
+    options = ["--proxy-headers", "--forwarded-allow-ips", "127.0.0.1"]
+    with running_api(env, tmp_path_factory.mktemp("logs") / "guarded-api.log", options) as url:
+        yield url
+
+
+def from_address(address: str, key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", "X-Forwarded-For": address}
+
+
+def test_a_key_id_with_a_wrong_secret_cannot_use_up_the_tenants_rate(
+    guarded_url: str, settings_env: Settings
+) -> None:
+    tenant = f"locked-{uuid.uuid4().hex[:8]}"
+    key = new_api_key(settings_env, tenant)
+    forged = key[: -len(key.split("_")[-1])] + "A" * 43  # the key's id, another secret
+    attacker = [
+        httpx.get(f"{guarded_url}/v1/jobs", headers=from_address("203.0.113.7", forged)).status_code
+        for _ in range(5)
+    ]
+    assert attacker == [401, 401, 401, 429, 429], "the address is throttled after 3 failures"
+    refused = httpx.get(f"{guarded_url}/v1/jobs", headers=from_address("203.0.113.7", forged))
+    assert refused.headers["content-type"] == PROBLEM_JSON
+    assert int(refused.headers["retry-after"]) > 0
+    # The tenant, from its own address, still has its whole rate: the forged requests counted nothing.
+    own = [
+        httpx.get(f"{guarded_url}/v1/jobs", headers=from_address("198.51.100.2", key)).status_code
+        for _ in range(6)
+    ]
+    assert own == [200] * 5 + [429]
