@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from shared.errors import StaleAttempt
+from shared.errors import JobNotFound, StaleAttempt
 from shared.jobs.attempts import AttemptStore
 from shared.logs import job_fields
 from shared.models.jobs import JobStatus
@@ -68,7 +68,9 @@ class LeaseKeeper:
         """Renew once, and act on what the renewal saw."""
         try:
             status = self.attempts.renew(self.job_id, self.attempt)
-        except StaleAttempt as exc:
+        except (StaleAttempt, JobNotFound) as exc:
+            # Replaced by a newer attempt, or gone from Redis altogether (a Redis restarted
+            # without persistence): either way this attempt must stop.
             log.warning("job %s: %s", self.job_id, exc, extra=self._log_fields)
             self.signals.lost.set()
             self._stopped.set()

@@ -6,10 +6,12 @@ import time, so the Celery parent process that forks pool children stays free of
 
 import logging
 import os
+import shutil
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from shared.artifacts import job_dir
 from shared.errors import InvalidTransition, JobNotFound, KerasJobsError, StaleAttempt, TrainingError
 from shared.jobs.attempts import AttemptStore
 from shared.logs import set_attempt
@@ -55,12 +57,32 @@ def run_job(
             ending = train(record, attempts, settings, lease)
             finish = partial(record_ending, job_id, record.attempt, ending, attempts)
             with_retries(finish, f"job {job_id}: finish", settings.redis_retry_seconds)
-    except StaleAttempt as exc:
-        log.warning("job %s: attempt %d replaced, stopping: %s", job_id, record.attempt, exc)
+    except (StaleAttempt, JobNotFound) as exc:
+        if not forget_if_vanished(job_id, attempts, settings):
+            log.warning("job %s: attempt %d replaced, stopping: %s", job_id, record.attempt, exc)
     except TRANSIENT as exc:
         # Redis stayed away past the retries: drop this attempt rather than fail the job; its
         # lease lapses and the reaper hands the job to an attempt that resumes from its checkpoint.
         log.error("job %s: attempt %d abandoned, Redis unavailable: %s", job_id, record.attempt, exc)
+
+
+def forget_if_vanished(job_id: str, attempts: AttemptStore, settings: Settings) -> bool:
+    """Whether the job is gone from Redis (a Redis restarted without persistence, say); if so its
+    files go too, since nothing names them any more."""
+    try:
+        attempts.store.get(job_id)
+        return False
+    except JobNotFound:
+        pass
+    except Exception:  # Redis away: the job may well be there
+        return False
+    shutil.rmtree(job_dir(settings.artifacts_dir, job_id), ignore_errors=True)
+    log.error(
+        "job %s: gone from Redis while it trained (was Redis restarted without persistence?); "
+        "stopped, and its files deleted",
+        job_id,
+    )
+    return True
 
 
 def train(record: JobRecord, attempts: AttemptStore, settings: Settings, lease: LeaseKeeper) -> Ending:

@@ -252,3 +252,25 @@ def test_a_cancel_that_is_not_honoured_in_time_terminates_the_worker(
     predictions, layers = predict_with_plain_keras(tmp_path / "model.keras", np.zeros((2, 28, 28), np.uint8))
     assert predictions.shape == (2, 10)
     assert "RandomAffine" not in layers
+
+
+def test_a_job_gone_with_a_redis_restarted_without_persistence_stops_and_its_files_go(
+    stack: Stack,
+) -> None:
+    worker = stack.start_worker()
+    job_id = submit(stack, SLOW_SPEC)
+    wait_for_epoch(stack, job_id, 2)
+    files = Path(stack.env["ARTIFACTS_DIR"]) / job_id
+    assert files.is_dir()
+    stack.redis.append_only = False  # started again without its append-only file: empty
+    stack.redis.stop()
+    stack.redis.start()
+    wait_for(lambda: not files.exists(), timeout=60, what="the vanished job's files to go")
+    assert worker.poll() is None, "the worker lives on"
+    keys = KeyStore(Redis(port=stack.redis.port, decode_responses=True), RedisKeys(stack.env["KEY_PREFIX"]))
+    stack.headers = {"Authorization": f"Bearer {keys.create('faults')[1]}"}
+    wait_for(lambda: httpx.get(f"{stack.url}/readyz", timeout=2).json()["workers"].get("cpu"), timeout=60)
+    next_job = submit(stack, tiny_spec())
+    assert wait_until_ended(stack, next_job)["status"] == "succeeded"
+    logs = "".join(path.read_text(errors="replace") for path in stack.folder.glob("fault-*.log"))
+    assert f"job {job_id}: gone from Redis while it trained" in logs
