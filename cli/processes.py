@@ -1,10 +1,12 @@
 """Child processes of the CLI: each in a session of its own, logged to a file, stopped gently."""
 
+import ctypes
 import logging
 import os
 import shlex
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -29,6 +31,16 @@ class Child:
         return self.process.poll() is None
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child before exec: should its parent be killed (SIGKILL, OOM), the kernel sends the
+    child a SIGTERM, rather than leaving it running with nobody to stop it."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def spawn(name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None) -> Child:
     """Start ``argv`` with stdout and stderr in ``log_path`` (truncated first)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,6 +54,8 @@ def spawn(name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str]
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # In a session of its own, it would outlive a CLI that is killed outright.
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
     log.debug("started %s (pid %d): %s", name, process.pid, shlex.join(argv))
     return Child(name, process, log_path)

@@ -3,7 +3,6 @@ backoff, a worker that keeps crashing ends the whole supervisor, and SIGTERM or 
 every worker the way Celery likes (a warm shutdown that finishes the job in hand first).
 """
 
-import ctypes
 import logging
 import os
 import signal
@@ -16,6 +15,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from types import FrameType
 
+from cli.processes import die_with_parent
 from cli.worker_layout import WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,6 @@ POLL_SECONDS = 0.5
 STOP_GRACE_SECONDS = 100.0
 EXIT_GAVE_UP = 1
 RESTART_WINDOW_SECONDS = 60.0
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -58,13 +57,6 @@ class Supervised:
 
 class GaveUp(RuntimeError):
     """A worker crashed more often than the policy allows."""
-
-
-def _die_with_parent() -> None:
-    # Runs in the child before exec: should the supervisor itself be killed (SIGKILL, OOM), the
-    # kernel sends the worker a SIGTERM rather than leaving it running unsupervised.
-    with suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Supervisor:
@@ -117,7 +109,7 @@ class Supervisor:
             # A session of its own: a Ctrl-C in the terminal reaches only the supervisor, which
             # then stops every worker in order.
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
         worker.started_at, worker.restart_at = time.monotonic(), None
         log.info("started %s (pid %d)", spec.describe(), worker.process.pid)

@@ -281,3 +281,16 @@ def test_up_refuses_a_state_folder_that_another_up_holds(tmp_path: Path) -> None
     assert stderr.endswith(f"error: another kjobs up is using {state}; stop it or run elsewhere\n")
     assert stdout == []
     assert [path.name for path in state.iterdir()] == ["lock"], "nothing should have started"
+
+
+@pytest.mark.e2e
+def test_what_up_started_ends_with_it_when_it_is_killed(tmp_path: Path) -> None:
+    with kjobs_up(tmp_path, "--port", str(free_port()), "--no-demo") as run:
+        run.output.until(lambda line: line.startswith("Up."), STARTUP_TIMEOUT_SECONDS)
+        children = psutil.Process(run.process.pid).children(recursive=True)
+        run.started += children
+        assert len(children) >= 3, "Redis, the API and the worker"
+        run.process.kill()  # SIGKILL: kjobs cannot stop them itself
+        run.process.wait()
+        gone, left = psutil.wait_procs(children, timeout=60)
+        assert left == [], [child.cmdline() for child in left if alive(child)]
