@@ -292,5 +292,5 @@ def test_what_up_started_ends_with_it_when_it_is_killed(tmp_path: Path) -> None:
         assert len(children) >= 3, "Redis, the API and the worker"
         run.process.kill()  # SIGKILL: kjobs cannot stop them itself
         run.process.wait()
-        gone, left = psutil.wait_procs(children, timeout=60)
+        _, left = psutil.wait_procs(children, timeout=60)
         assert left == [], [child.cmdline() for child in left if alive(child)]
