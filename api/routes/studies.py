@@ -10,7 +10,7 @@ from api.problems import PROBLEM_RESPONSES
 from api.schemas import StudyLinks, StudyPage, StudyView
 from api.services import Services
 from shared.errors import JobNotFound
-from shared.models.jobs import JOB_ID_PATTERN, JobStatus
+from shared.models.jobs import JOB_ID_PATTERN, JobRecord, JobStatus
 from shared.models.studies import StudyRecord, StudyRequest
 from shared.studies.creation import create_study as create
 from shared.studies.leaderboard import rank, row, study_status, to_csv, to_markdown
@@ -31,22 +31,24 @@ StudyDep = Annotated[StudyRecord, Depends(valid_study)]
 
 
 def view(study: StudyRecord, services: Services) -> StudyView:
-    """The study with its jobs' statuses and its leaderboard, read now."""
+    """The study with its jobs' statuses and its leaderboard, read now. A job past its retention
+    (it had ended) counts as ``expired`` and leaves the leaderboard."""
     store = services.store
-    jobs = [store.get(job.job_id) for job in study.jobs]
     held = set(services.studies.pending(study.id))
-    rows = [
-        row(j.variant, job, store.epoch_records(job.id), study.objective)
-        for j, job in zip(study.jobs, jobs, strict=True)
-    ]
     counts: dict[str, int] = {}
-    for job in jobs:
+    kept: list[tuple[str, JobRecord]] = []
+    for member, job in zip(study.jobs, store.get_many(j.job_id for j in study.jobs), strict=True):
+        if job is None:
+            counts["expired"] = counts.get("expired", 0) + 1
+            continue
+        kept.append((member.variant, job))
         key = "held" if job.id in held and job.status is JobStatus.QUEUED else job.status.value
         counts[key] = counts.get(key, 0) + 1
+    rows = [row(variant, job, store.epoch_records(job.id), study.objective) for variant, job in kept]
     base = f"/v1/studies/{study.id}"
     return StudyView(
         **study.model_dump(include={"id", "name", "objective", "max_parallel", "jobs"}),
-        status="completed" if study_status(jobs) == "completed" else "running",
+        status="completed" if study_status([job for _, job in kept]) == "completed" else "running",
         counts=counts,
         leaderboard=rank(rows, study.objective),
         links=StudyLinks(self=base, report=f"{base}/report", curves=f"{base}/curves.png"),

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from redis.client import Pipeline
 
-from shared.errors import Conflict
+from shared.errors import Conflict, JobNotFound
 from shared.jobs.cancel import cancel
 from shared.jobs.dispatch import Dispatch
 from shared.models.jobs import JobRecord, JobStatus
@@ -64,7 +64,7 @@ class StudyStore:
         """Cancel every job of the study that has not ended; held jobs are never sent."""
         self.redis.delete(self.keys.study_pending(study.id))
         for job in study.jobs:
-            with contextlib.suppress(Conflict):  # it had ended already
+            with contextlib.suppress(Conflict, JobNotFound):  # it had ended, or expired since
                 cancel(self.store, job.job_id)
 
     def let_go_on(self, study_id: str) -> list[str]:
@@ -75,8 +75,8 @@ class StudyStore:
             return []
         sent: list[str] = []
         while (job_id := self._take_next(study)) is not None:
-            record = self.store.get(job_id)
-            if record.status is JobStatus.QUEUED:
+            (record,) = self.store.get_many([job_id])
+            if record is not None and record.status is JobStatus.QUEUED:
                 self.dispatch.send(record)
                 sent.append(job_id)
                 log.info("study %s: job %s sent", study_id, job_id)

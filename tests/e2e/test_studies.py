@@ -5,7 +5,9 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.jobs.store import JobStore
 from shared.models.presets import ARTICLE_PRESETS
+from shared.settings import Settings
 from tests.helpers import tiny_spec, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("worker")]
@@ -148,3 +150,23 @@ def test_cancelling_a_study_stops_its_running_job_and_its_held_ones(client: http
     client.post(f"/v1/studies/{study['id']}/cancel")
     ended = wait_completed(client, study["id"])
     assert ended["counts"] == {"cancelled": 3}
+
+
+def test_a_study_whose_job_expired_still_answers(client: httpx.Client, settings_env: Settings) -> None:
+    body = {
+        "name": "expiring",
+        "base": BASE | {"resources": {"queue": "gpu"}},  # no gpu worker: its jobs wait
+        "variants": [{"name": "a"}, {"name": "b", "overrides": {"regularization": {"l2": 1e-4}}}],
+    }
+    study = create(client, body)
+    store = JobStore.from_settings(settings_env)
+    store.redis.delete(store.keys.job(study["jobs"][0]["job_id"]))  # as its retention would
+    answer = client.get(f"/v1/studies/{study['id']}")
+    assert answer.status_code == 200, answer.text
+    seen = answer.json()
+    assert seen["counts"] == {"expired": 1, "queued": 1}
+    assert [entry["variant"] for entry in seen["leaderboard"]] == ["b"]
+    assert client.get(f"/v1/studies/{study['id']}/report").status_code == 200
+    assert client.get(f"/v1/studies/{study['id']}/curves.png").status_code == 200
+    assert client.get("/v1/studies", params={"limit": 50}).status_code == 200
+    assert client.post(f"/v1/studies/{study['id']}/cancel").status_code == 202
