@@ -7,7 +7,6 @@ a dispatch lease too: if no worker has picked it up when that expires (its messa
 its message is sent again.
 """
 
-import time
 from functools import partial
 from typing import Any
 
@@ -16,6 +15,7 @@ from redis.client import Pipeline
 from shared.jobs.changes import epoch_ms
 from shared.jobs.store import JobStore, check_fence
 from shared.models.jobs import ACTIVE_STATUSES, AttemptWorker, JobErrorInfo, JobRecord, JobStatus, StopReason
+from shared.redis.clock import redis_seconds
 from shared.redis.codec import strings
 
 DISPATCH_LEASES = 10
@@ -81,8 +81,9 @@ class AttemptStore:
 
         def step(pipe: Pipeline, current: JobRecord) -> JobStatus:
             check_fence(current, attempt)
+            until = redis_seconds(pipe) + self.lease_seconds
             pipe.multi()
-            pipe.zadd(self.store.keys.leases(), {job_id: epoch_ms(time.time() + self.lease_seconds)})
+            pipe.zadd(self.store.keys.leases(), {job_id: epoch_ms(until)})
             pipe.execute()
             return current.status
 
@@ -91,7 +92,9 @@ class AttemptStore:
     def expired(self) -> list[str]:
         """Ids of jobs whose lease (running or dispatch) has expired."""
         return strings(
-            self.store.redis.zrangebyscore(self.store.keys.leases(), "-inf", epoch_ms(time.time()))
+            self.store.redis.zrangebyscore(
+                self.store.keys.leases(), "-inf", epoch_ms(redis_seconds(self.store.redis))
+            )
         )
 
     def settle(self, job_id: str, fields: dict[str, Any] | None = None) -> tuple[JobRecord, bool] | None:
@@ -109,8 +112,9 @@ class AttemptStore:
                 pipe.unwatch()
                 return None
             if current.status is JobStatus.QUEUED:
+                until = redis_seconds(pipe) + dispatch
                 pipe.multi()
-                pipe.zadd(self.store.keys.leases(), {job_id: epoch_ms(time.time() + dispatch)})
+                pipe.zadd(self.store.keys.leases(), {job_id: epoch_ms(until)})
                 pipe.execute()
                 return current, True
             to, reason, changes = after_lost_attempt(current, self.max_attempts)
@@ -129,4 +133,4 @@ class AttemptStore:
 
     def _expired(self, pipe: Pipeline, job_id: str) -> bool:
         expires = pipe.zscore(self.store.keys.leases(), job_id)
-        return expires is None or float(expires) <= epoch_ms(time.time())
+        return expires is None or float(expires) <= epoch_ms(redis_seconds(pipe))

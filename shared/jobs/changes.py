@@ -59,11 +59,13 @@ def transition(
     *,
     lease_seconds: float | None = None,
     retention_seconds: int,
+    lease_from: float | None = None,
 ) -> tuple[JobRecord, Writes]:
     """A status change of ``current``: the job as it becomes, and what that writes.
 
     With ``lease_seconds`` the job's lease runs until then (a running attempt's, or a requeued
-    job's deadline to be picked up). A job that ends enters the endings outbox and is scheduled
+    job's deadline to be picked up), counted from ``lease_from`` (Redis's clock; this host's
+    when None). A job that ends enters the endings outbox and is scheduled
     for deletion after the retention time.
     """
     now = utc_now()
@@ -86,7 +88,8 @@ def transition(
     telemetry.count_transition(writes, keys, current.status, to)
     outbox.state_event(writes, keys, record, change)
     if lease_seconds is not None:
-        writes.zadd(keys.leases(), {current.id: epoch_ms(now.timestamp() + lease_seconds)})
+        base = now.timestamp() if lease_from is None else lease_from
+        writes.zadd(keys.leases(), {current.id: epoch_ms(base + lease_seconds)})
     elif to is JobStatus.QUEUED or to.is_terminal():
         writes.zrem(keys.leases(), current.id)
     if to.is_terminal():

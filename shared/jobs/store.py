@@ -25,6 +25,7 @@ from shared.models.jobs import (
     Progress,
     utc_now,
 )
+from shared.redis.clock import redis_seconds
 from shared.redis.codec import decode, strings
 from shared.redis.connection import connect
 from shared.redis.keys import RedisKeys
@@ -174,7 +175,8 @@ class JobStore:
         lease_seconds: float | None = None,
     ) -> JobRecord:
         """On a watching ``pipe``: write a status change (``changes.transition``) and return the
-        job as it became."""
+        job as it became. A lease is counted from Redis's clock."""
+        lease_from = redis_seconds(pipe) if lease_seconds is not None else None
         record, writes = changes.transition(
             self.keys,
             current,
@@ -184,6 +186,7 @@ class JobStore:
             fields,
             lease_seconds=lease_seconds,
             retention_seconds=self.retention_seconds,
+            lease_from=lease_from,
         )
         run(pipe, writes)
         return record

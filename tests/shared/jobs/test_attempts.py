@@ -9,6 +9,7 @@ from shared.jobs.attempts import AttemptStore
 from shared.jobs.store import JobStore
 from shared.models.jobs import JobRecord, JobStatus, new_job_id
 from shared.models.spec import JobSpec
+from shared.redis.clock import redis_seconds
 from tests.helpers import epoch_record as epoch
 from tests.helpers import wait_for
 
@@ -155,3 +156,22 @@ def test_a_finished_job_is_scheduled_for_deletion_and_purged(attempts: AttemptSt
     assert store.finished_before(time.time() + 1) == []
     assert store.redis.exists(store.keys.job(job_id), store.keys.transitions(job_id)) == 0
     assert store.redis.zcard(store.keys.jobs_index("t1")) == 0
+
+
+@pytest.mark.parametrize("skew", [-120.0, 120.0])
+def test_leases_follow_redis_clock_not_the_hosts(
+    attempts: AttemptStore, monkeypatch: pytest.MonkeyPatch, skew: float
+) -> None:
+    job_id = queued_job(attempts.store)
+    host_time = time.time
+    monkeypatch.setattr(time, "time", lambda: host_time() + skew)  # this host's clock is off
+    redis_now = redis_seconds(attempts.store.redis)
+    attempts.claim(job_id)
+    claimed = attempts.store.redis.zscore(attempts.store.keys.leases(), job_id)
+    attempts.renew(job_id, 1)
+    renewed = attempts.store.redis.zscore(attempts.store.keys.leases(), job_id)
+    for until in (claimed, renewed):
+        assert until is not None
+        assert abs(until / 1000 - (redis_now + LEASE)) < 2.0, "the lease runs from Redis's time"
+    assert job_id not in attempts.expired(), "judged by Redis's time, the lease is live"
+    expire(attempts, job_id)  # and it expires when Redis's time says so
