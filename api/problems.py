@@ -14,6 +14,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from shared.errors import (
     Conflict,
@@ -149,7 +151,25 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Request refused")
     response = problem(request, exc.status_code, "http-error", title, str(exc.detail))
     response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(allowed_methods(request.scope))
     return response
+
+
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(scope: Scope) -> list[str]:
+    """Every method some route of the app serves on the request's path. Starlette's 405 names
+    only the methods of the first route whose path matched, though a path may have several (GET
+    and POST of ``/v1/jobs`` are two routes): each method is tried against every route."""
+    # The app that raised the 405 (the FastAPI app inside the served one): its routes.
+    routes: list[BaseRoute] = getattr(getattr(scope.get("app"), "router", None), "routes", [])
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

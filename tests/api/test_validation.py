@@ -141,3 +141,22 @@ def test_a_body_that_is_not_utf8_is_a_422(client: httpx.Client) -> None:
     response = client.post("/v1/jobs", content=b"\xff\xfe\xfa", headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "body"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("OPTIONS", "/v1/jobs", "GET, POST"),
+        ("DELETE", "/v1/jobs", "GET, POST"),
+        ("PUT", "/v1/datasets", "GET, POST"),
+        ("POST", "/v1/jobs/0123456789abcdef01234567/metrics", "GET"),
+        ("PATCH", "/v1/studies/0123456789abcdef01234567/cancel", "POST"),
+    ],
+)
+def test_a_405_lists_every_method_of_its_path(
+    client: httpx.Client, method: str, path: str, allowed: str
+) -> None:
+    answer = client.request(method, path)
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == allowed
+    assert answer.headers["content-type"] == PROBLEM_JSON
