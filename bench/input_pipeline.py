@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from bench.harness import datasets_dir, print_table, write_results
+from shared.models.datasets import BUILTIN_SHAPES
 from shared.models.spec import JobSpec
 from shared.settings import Settings
 
@@ -40,8 +41,9 @@ def epoch_seconds(spec: JobSpec, settings: Settings) -> tuple[list[float], list[
             self.seconds.append(time.perf_counter() - self._started)
             self.cpu_seconds.append(time.process_time() - self._cpu_started)
 
-    split = prepare_data(spec, settings)
-    model = fresh_model(spec, split)
+    data = BUILTIN_SHAPES[spec.dataset.name].data_shape(spec.model.task)
+    split = prepare_data(spec, settings, data)
+    model = fresh_model(spec, split, data)
     clock = EpochClock()
     model.fit(
         split.x_train,

@@ -16,7 +16,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 from cli.main import local_api_key
-from shared.auth.keys import Caller, KeyStore
+from shared.auth.keys import Caller, FailureLimit, KeyStore
 from shared.jobs.feed import JobFeed
 from shared.redis.keys import RedisKeys
 from shared.settings import Settings
@@ -82,7 +82,7 @@ def authenticate(keys: KeyStore, token: str) -> Caller | None:
         where = keys.redis.connection_pool.connection_kwargs
         feed = JobFeed(AsyncRedis(host=where["host"], port=where["port"], decode_responses=True), keys.keys)
         try:
-            return (await feed.read_as(keys, token, WINDOW_SECONDS))[0]
+            return (await feed.read_as(keys, token, WINDOW_SECONDS, "127.0.0.1", FailureLimit(100, 60)))[0]
         finally:
             await feed.redis.aclose()
 
