@@ -82,7 +82,7 @@ def seed_jobs(store: JobStore, tenant: str, count: int, epochs: int) -> list[str
     for index in range(count):
         record = finished_job(tenant, epochs, started)
         # The service's own writes of a new job (its record, transitions and indexes), then its epochs.
-        changes.creation(keys, record).queue_on(pipe)
+        changes.creation(keys, record, dispatch_seconds=None).queue_on(pipe)  # finished: no deadline
         pipe.rpush(keys.epochs(record.id), *epoch_json)
         ids.append(record.id)
         if (index + 1) % JOBS_PER_PIPELINE == 0:

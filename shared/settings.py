@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         30.0, gt=0, le=60, description="A running attempt's lease; it is renewed every third of it."
     )
+    dispatch_deadline_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How long a queued job's message may go untaken by a worker before it is sent "
+        "again, so that a job whose message was lost is never stranded.",
+    )
     max_attempts: int = Field(
         3, ge=1, le=100, description="Attempts a job gets when its workers are lost, before it fails."
     )

@@ -3,8 +3,9 @@
 Any live worker settles a job whose lease expired (its worker was killed, ran out of memory
 or lost its network): it is requeued to resume from its last checkpoint, or, if it was being
 cancelled or has no attempts left, it ends with its last checkpoint as its model. A requeued
-job that no worker picked up in time has its message sent again. Ended jobs get their
-follow-ups (``shared.jobs.endings``). Finished jobs past the retention time are deleted with
+job that no worker picked up by its dispatch deadline has its message sent again. Ended jobs
+get their follow-ups (``shared.jobs.endings``), and studies with held jobs are made sure to go
+on. Finished jobs past the retention time are deleted with
 their files.
 """
 
@@ -60,6 +61,7 @@ class Reaper:
         for job_id in self.attempts.expired():
             self.settle(job_id)
         self.endings.settle()
+        self.endings.studies.move_on_waiting()
         for job_id in self.store.finished_before(time.time() - self.settings.retention_seconds):
             shutil.rmtree(job_dir(self.settings.artifacts_dir, job_id), ignore_errors=True)
             self.store.purge(job_id)

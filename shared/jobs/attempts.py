@@ -2,9 +2,10 @@
 
 A running attempt holds a lease that its worker renews; a job whose lease expired lost its
 worker (killed, out of memory, cut off). Such a job is requeued for a new attempt, which
-resumes from its last checkpoint, until ``max_attempts`` have been lost. A requeued job holds
-a dispatch lease too: if no worker has picked it up when that expires (its message was lost),
-its message is sent again.
+resumes from its last checkpoint, until ``max_attempts`` have been lost. Every queued job that
+is to be sent (a new one from the moment it is stored, a requeued one, a study's job when its
+study lets it go) holds a dispatch deadline in the same set: if no worker has picked it up by
+then (its message was lost), its message is sent again.
 """
 
 from functools import partial
@@ -17,9 +18,6 @@ from shared.jobs.store import JobStore, check_fence
 from shared.models.jobs import ACTIVE_STATUSES, AttemptWorker, JobErrorInfo, JobRecord, JobStatus, StopReason
 from shared.redis.clock import redis_seconds
 from shared.redis.codec import strings
-
-DISPATCH_LEASES = 10
-"""A requeued job's dispatch lease, in running leases: long, since it may wait for a free worker."""
 
 
 def after_lost_attempt(record: JobRecord, max_attempts: int) -> tuple[JobStatus, str, dict[str, Any]]:
@@ -100,12 +98,12 @@ class AttemptStore:
     def settle(self, job_id: str, fields: dict[str, Any] | None = None) -> tuple[JobRecord, bool] | None:
         """Deal with an expired lease, and say whether the job's message must be sent (again).
 
-        A running job is requeued under a dispatch lease, or, cancelling or out of attempts,
+        A running job is requeued under a dispatch deadline, or, cancelling or out of attempts,
         ended with ``fields`` (its model) under a new attempt number, so that the lost attempt,
         should it wake up, can write nothing, its model file included. A queued job whose
-        dispatch lease expired gets a new one. None when the lease turned out to be live.
+        dispatch deadline passed gets a new one. None when the lease turned out to be live.
         """
-        dispatch = self.lease_seconds * DISPATCH_LEASES
+        dispatch = self.store.dispatch_seconds
 
         def step(pipe: Pipeline, current: JobRecord) -> tuple[JobRecord, bool] | None:
             if not self._expired(pipe, job_id) or current.status.is_terminal():

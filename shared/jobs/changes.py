@@ -37,9 +37,14 @@ def list_indexes(keys: RedisKeys, record: JobRecord) -> list[str]:
     ]
 
 
-def creation(keys: RedisKeys, record: JobRecord) -> Writes:
-    """A new job: its record, its first transition, its indexes, its count and webhook event."""
+def creation(keys: RedisKeys, record: JobRecord, dispatch_seconds: float | None) -> Writes:
+    """A new job: its record, its first transition, its indexes, its count and webhook event,
+    and, unless it is held back (None), its dispatch deadline: from the moment it is stored, a
+    queued job whose message no worker took within ``dispatch_seconds`` is sent again, so a
+    message lost between the store and the broker strands no job."""
     writes = Writes()
+    if dispatch_seconds is not None:
+        writes.zadd_from_now(keys.leases(), record.id, dispatch_seconds)
     writes.hset(keys.job(record.id), encode(record.model_dump(mode="json", exclude={"transitions"})))
     writes.rpush(keys.transitions(record.id), *(t.model_dump_json() for t in record.transitions))
     for index in list_indexes(keys, record):

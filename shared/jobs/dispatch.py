@@ -4,9 +4,9 @@ import logging
 
 from celery import Celery
 
-from shared.errors import ServiceUnavailable
 from shared.jobs.store import JobStore
-from shared.models.jobs import JobRecord, JobStatus, StopReason
+from shared.logs import job_fields
+from shared.models.jobs import JobRecord
 from shared.queue import send_training
 
 log = logging.getLogger(__name__)
@@ -23,14 +23,14 @@ class Dispatch:
         send_training(self.celery, record.id, record.queue)
 
     def send_new(self, record: JobRecord) -> None:
-        """Send a job just stored; if the broker refuses it, the job fails rather than waits."""
+        """Send a job just stored. Should the broker refuse it, the job stays queued: it was
+        stored with a dispatch deadline, past which a worker's reaper sends it again."""
         try:
             self.send(record)
         except Exception as exc:
-            log.warning("job %s: could not be queued: %s", record.id, exc)
-            error = {"type": "enqueue_failed", "message": "the job could not be put on its queue"}
-            fields = {"stop_reason": StopReason.ERROR.value, "error": error}
-            self.store.change_status(
-                record.id, JobStatus.FAILED, reason="could not be enqueued", fields=fields
+            log.warning(
+                "job %s: not sent (%s); it is sent again at its dispatch deadline",
+                record.id,
+                exc,
+                extra=job_fields(record.id),
             )
-            raise ServiceUnavailable(f"job {record.id} could not be queued; submit it again later") from exc

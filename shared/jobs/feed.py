@@ -125,7 +125,7 @@ class JobFeed:
             yield wait
         finally:
             await pubsub.unsubscribe()
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
 
 
 def _page(job: list[str | None], records: list[str], total: int) -> FeedPage | None:

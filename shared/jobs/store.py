@@ -6,7 +6,7 @@ change in a WATCH transaction fenced by the job's attempt and status.
 """
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from redis import Redis
@@ -43,16 +43,29 @@ _EPOCH_FIELDS = ("attempt", "status", "progress", "tenant", "spec")
 class JobStore:
     """Jobs, their transitions and epoch records, and the indexes the job list reads."""
 
-    def __init__(self, redis: Redis, keys: RedisKeys, retention_seconds: int = 30 * 24 * 3600) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: RedisKeys,
+        retention_seconds: int = 30 * 24 * 3600,
+        dispatch_seconds: float = 300.0,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.retention_seconds = retention_seconds
+        self.dispatch_seconds = dispatch_seconds
+        """A queued job's dispatch deadline: its message is sent again when no worker took it by then."""
         self._guarded = GuardedWrites(redis, keys)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "JobStore":
         """A store on the Redis and key prefix the settings name."""
-        return cls(connect(settings), RedisKeys(settings.key_prefix), settings.retention_seconds)
+        return cls(
+            connect(settings),
+            RedisKeys(settings.key_prefix),
+            settings.retention_seconds,
+            settings.dispatch_deadline_seconds,
+        )
 
     def create(
         self, record: JobRecord, *, max_active: int | None = None, idempotency: Idempotency | None = None
@@ -64,7 +77,7 @@ class JobStore:
         ``TooManyRequests``. With ``idempotency``, a key already used for the same request
         returns the job it created, and one used for another request is a ``Conflict``.
         """
-        writes = changes.creation(self.keys, record)
+        writes = changes.creation(self.keys, record, self.dispatch_seconds)
         remembered = self.keys.idempotency(record.tenant, idempotency.key) if idempotency else None
         if remembered and idempotency:
             memo = json.dumps({"job_id": record.id, "body": idempotency.body_hash})
@@ -76,13 +89,20 @@ class JobStore:
         return record, True
 
     def create_together(
-        self, tenant: str, records: Sequence[JobRecord], also: Writes, max_active: int | None = None
+        self,
+        tenant: str,
+        records: Sequence[JobRecord],
+        also: Writes,
+        max_active: int | None = None,
+        held: Collection[str] = (),
     ) -> None:
         """Store several new jobs of ``tenant`` and ``also`` (what groups them), all or none:
-        ``TooManyRequests`` when they would take the tenant past ``max_active`` active jobs."""
+        ``TooManyRequests`` when they would take the tenant past ``max_active`` active jobs.
+        The ``held`` jobs are not to be sent yet: they get no dispatch deadline."""
         writes = Writes()
         for record in records:
-            writes.extend(changes.creation(self.keys, record))
+            deadline = None if record.id in held else self.dispatch_seconds
+            writes.extend(changes.creation(self.keys, record, deadline))
         writes.extend(also)
         outcome = self._guarded(writes, Guards(tenant, len(records), max_active))
         self._check_quota(outcome.kind, outcome.value, len(records), max_active)

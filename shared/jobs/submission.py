@@ -13,7 +13,7 @@ from shared.datasets.store import DatasetStore
 from shared.errors import FieldError, SpecInvalid, field_errors
 from shared.jobs.creation import Idempotency
 from shared.jobs.dispatch import Dispatch
-from shared.models.jobs import JobRecord, new_job_id
+from shared.models.jobs import JobRecord, JobStatus, new_job_id
 from shared.models.network import DataShape, NetworkInfeasible, NetworkPlan, NetworkSummary, Task
 from shared.models.presets import PRESETS, deep_merge
 from shared.models.spec import (
@@ -189,7 +189,8 @@ def submit_job(
     """Check a submission, store its job within the tenant's quota, then send it to its queue.
 
     Returns the job and whether it is new: with an ``Idempotency-Key`` already used for the same
-    body, the job that key created (and nothing is stored or sent).
+    body, the job that key created, stored once; if it is still queued, its message is sent
+    again, since a client retries exactly when it could not tell whether the first was sent.
     """
     resolved = resolve_submission(submission, settings)
     plan = check_trainable(resolved.spec, tenant, datasets, settings)
@@ -204,7 +205,7 @@ def submit_job(
     stored, created = dispatch.store.create(
         record, max_active=settings.max_active_jobs_per_tenant, idempotency=memo
     )
-    if created:
+    if created or stored.status is JobStatus.QUEUED:
         dispatch.send_new(stored)
     return stored, created
 

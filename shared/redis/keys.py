@@ -64,6 +64,11 @@ class RedisKeys:
         """List: ids of a study's jobs not yet sent to a queue (its parallelism cap holds them)."""
         return f"{self.prefix}:study:{study_id}:pending"
 
+    def studies_waiting(self) -> str:
+        """Sorted set: ids of studies with held jobs, scored by when a reaper next makes sure they
+        go on (epoch ms): the safety net under the endings that let them go on."""
+        return f"{self.prefix}:studies:waiting"
+
     def studies_index(self, tenant: str) -> str:
         """Sorted set (all scores 0): a tenant's study ids, which sort by creation time."""
         return f"{self.prefix}:tenant:{tenant}:studies"

@@ -53,7 +53,8 @@ GUARDED_WRITES = Lua("""
 -- ARGV: [1] the number of active-job indexes, [2] '1' with an idempotency key, [3] the quota of
 --   active jobs (-1 for none), [4] the jobs the writes add, then the writes: per command the
 --   words it takes (this count included), the number of its key in KEYS (0 for none), its name
---   and its arguments.
+--   and its arguments. The name ZADD_FROM_NOW (shared.redis.writes.FROM_NOW) is a ZADD whose
+--   score, given in ms, counts from Redis's own clock: a deadline no host's clock sets.
 -- Answers {'replay', the idempotency key's value}, {'quota', the active count} or {'written'}.
 local indexes = tonumber(ARGV[1])
 if ARGV[2] == '1' then
@@ -66,11 +67,15 @@ if quota >= 0 then
   for i = 1, indexes do active = active + redis.call('ZCARD', KEYS[i]) end
   if active + tonumber(ARGV[4]) > quota then return {'quota', tostring(active)} end
 end
+local clock = redis.call('TIME')
+local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local i = 5
 while i <= #ARGV do
   local words, key = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   local name = ARGV[i + 2]
-  if key > 0 then
+  if name == 'ZADD_FROM_NOW' then
+    redis.call('ZADD', KEYS[key], now_ms + tonumber(ARGV[i + 3]), ARGV[i + 4])
+  elseif key > 0 then
     redis.call(name, KEYS[key], unpack(ARGV, i + 3, i + words - 1))
   else
     redis.call(name, unpack(ARGV, i + 3, i + words - 1))

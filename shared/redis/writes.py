@@ -13,6 +13,8 @@ from typing import Any
 from redis.client import Pipeline
 
 Word = str | int | float
+FROM_NOW = "ZADD_FROM_NOW"
+"""The pseudo-command of ``Writes.zadd_from_now``, which ``GUARDED_WRITES`` runs as a ZADD."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,12 @@ class Writes:
         words = [word for member, score in members.items() for word in (score, member)]
         self._add("ZADD", key, *(["NX"] if only_new else []), *words)
 
+    def zadd_from_now(self, key: str, member: str, seconds: float) -> None:
+        """Add a sorted-set member scored ``seconds`` after Redis's own clock (epoch ms), so that no
+        host's clock sets a deadline. Only a script can read the clock between its writes, so only
+        ``script_words`` takes this write (as the pseudo-command ``ZADD_FROM_NOW``)."""
+        self._add(FROM_NOW, key, int(seconds * 1000), member)
+
     def zrem(self, key: str, *members: str) -> None:
         self._add("ZREM", key, *members)
 
@@ -80,6 +88,8 @@ class Writes:
     def queue_on(self, pipe: Pipeline) -> None:
         """Queue every write on ``pipe`` (after its ``multi()``, for a transaction)."""
         for command in self.commands:
+            if command.name == FROM_NOW:
+                raise ValueError("a score from Redis's clock is written by a script, not a transaction")
             key = () if command.key is None else (command.key,)
             pipe.execute_command(command.name, *key, *command.args)  # type: ignore[no-untyped-call]
 

@@ -11,10 +11,13 @@ from redis.client import Pipeline
 
 from shared.errors import Conflict, JobNotFound
 from shared.jobs.cancel import cancel
+from shared.jobs.changes import epoch_ms
 from shared.jobs.dispatch import Dispatch
 from shared.models.jobs import JobRecord, JobStatus
 from shared.models.studies import StudyRecord
+from shared.redis.clock import redis_seconds
 from shared.redis.codec import strings
+from shared.redis.scripts import CLAIM_DUE
 from shared.redis.watch import watched
 from shared.redis.writes import Writes
 
@@ -38,7 +41,8 @@ class StudyStore:
         writes.zadd(self.keys.studies_index(study.tenant), {study.id: 0})
         if held:
             writes.rpush(self.keys.study_pending(study.id), *held)
-        self.store.create_together(study.tenant, jobs, writes, max_active)
+            writes.zadd_from_now(self.keys.studies_waiting(), study.id, self.store.dispatch_seconds)
+        self.store.create_together(study.tenant, jobs, writes, max_active, held=held)
         for job in jobs[: len(jobs) - len(held)]:
             self.dispatch.send_new(job)
 
@@ -82,21 +86,38 @@ class StudyStore:
                 log.info("study %s: job %s sent", study_id, job_id)
         return sent
 
+    def move_on_waiting(self) -> list[str]:
+        """Let every study with held jobs go on whose turn to be checked has come (each is checked
+        once a dispatch deadline), whatever became of the endings that should have let it go on;
+        a study with nothing held any more leaves the waiting set. The ids of the jobs sent."""
+        waiting = self.keys.studies_waiting()
+        hold_ms = int(self.store.dispatch_seconds * 1000)
+        sent: list[str] = []
+        for study_id in strings(CLAIM_DUE.run(self.redis, [waiting], [100, hold_ms])):
+            sent += self.let_go_on(study_id)
+            if not self.redis.exists(self.keys.study_pending(study_id)):
+                self.redis.zrem(waiting, study_id)
+        return sent
+
     def _take_next(self, study: StudyRecord) -> str | None:
         pending = self.keys.study_pending(study.id)
 
         def step(pipe: Pipeline) -> str | None:
-            held = set(strings(pipe.lrange(pending, 0, -1)))
+            held = strings(pipe.lrange(pending, 0, -1))
             in_flight = sum(
                 1 for job in study.jobs if job.job_id not in held and self._active(pipe, job.job_id)
             )
             if not held or in_flight >= (study.max_parallel or len(study.jobs)):
                 pipe.unwatch()
                 return None
+            # Let go with its dispatch deadline, so that a process that dies before sending it
+            # leaves it to a reaper rather than stranded outside the pending list.
+            deadline = redis_seconds(pipe) + self.store.dispatch_seconds
             pipe.multi()
             pipe.lpop(pending)
-            (next_id,) = pipe.execute()
-            return str(next_id)
+            pipe.zadd(self.keys.leases(), {held[0]: epoch_ms(deadline)})
+            pipe.execute()
+            return held[0]
 
         return watched(self.redis, [pending, *(self.keys.job(job.job_id) for job in study.jobs)], step)
 

@@ -22,6 +22,7 @@ import pytest
 from redis import Redis
 
 from shared.auth.keys import KeyStore
+from shared.queue import queue_depths
 from shared.redis.keys import RedisKeys
 from tests.conftest import stop
 from tests.helpers import free_port, tiny_spec, wait_for
@@ -37,6 +38,7 @@ FAULT_SETTINGS = {
     "CANCEL_GRACE_SECONDS": "1.5",
     "MAX_ATTEMPTS": "3",
     "REDIS_RETRY_SECONDS": "60",
+    "DISPATCH_DEADLINE_SECONDS": "3",
 }
 SLOW_SPEC = tiny_spec(dataset={"train_limit": 1200}, training={"epochs": 8, "batch_size": 4})
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -113,8 +115,9 @@ def _serves(url: str) -> bool:
         return False
 
 
-def submit(stack: Stack, spec: dict[str, Any]) -> str:
-    response = httpx.post(f"{stack.url}/v1/jobs", json=spec, timeout=10, headers=stack.headers)
+def submit(stack: Stack, spec: dict[str, Any], idempotency_key: str | None = None) -> str:
+    headers = {**stack.headers, **({"Idempotency-Key": idempotency_key} if idempotency_key else {})}
+    response = httpx.post(f"{stack.url}/v1/jobs", json=spec, timeout=10, headers=headers)
     assert response.status_code == 202, response.text
     job_id: str = response.json()["id"]
     return job_id
@@ -274,3 +277,18 @@ def test_a_job_gone_with_a_redis_restarted_without_persistence_stops_and_its_fil
     assert wait_until_ended(stack, next_job)["status"] == "succeeded"
     logs = "".join(path.read_text(errors="replace") for path in stack.folder.glob("fault-*.log"))
     assert f"job {job_id}: gone from Redis while it trained" in logs
+
+
+def test_jobs_whose_messages_were_lost_are_sent_again_and_run(stack: Stack) -> None:
+    redis = Redis(port=stack.redis.port, decode_responses=True)
+    keys = RedisKeys(stack.env["KEY_PREFIX"])
+    lost = submit(stack, tiny_spec())
+    retried = submit(stack, tiny_spec(), idempotency_key="lost-then-retried")
+    # Redis kept the jobs but not the pushes after them (or the API died in between).
+    redis.delete(f"{keys.broker_prefix()}cpu")
+    assert submit(stack, tiny_spec(), idempotency_key="lost-then-retried") == retried
+    assert queue_depths(redis, keys)["cpu"] == 1, "the client's retry sent the queued job again"
+    stack.start_worker()
+    for job_id in (lost, retried):
+        assert wait_until_ended(stack, job_id, timeout=60)["status"] == "succeeded"
+        assert_complete(stack, job_id, 2)

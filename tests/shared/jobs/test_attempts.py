@@ -99,12 +99,13 @@ def test_settling_a_lost_attempt_requeues_the_job(attempts: AttemptStore) -> Non
 
 
 def test_a_requeued_job_nobody_picks_up_has_its_message_sent_again(store: JobStore) -> None:
+    store.dispatch_seconds = 0.2
     attempts = AttemptStore(store, lease_seconds=0.05, max_attempts=2)
     job_id = queued_job(store)
     attempts.claim(job_id)
     expire(attempts, job_id)
     assert attempts.settle(job_id) is not None
-    expire(attempts, job_id)  # the dispatch lease: ten running leases
+    expire(attempts, job_id)  # its dispatch deadline
     outcome = attempts.settle(job_id)
     assert outcome is not None
     assert (outcome[0].status, outcome[1]) == (JobStatus.QUEUED, True)
@@ -175,3 +176,42 @@ def test_leases_follow_redis_clock_not_the_hosts(
         assert abs(until / 1000 - (redis_now + LEASE)) < 2.0, "the lease runs from Redis's time"
     assert job_id not in attempts.expired(), "judged by Redis's time, the lease is live"
     expire(attempts, job_id)  # and it expires when Redis's time says so
+
+
+def test_a_new_job_carries_a_dispatch_deadline_on_redis_s_clock_from_when_it_is_stored(
+    store: JobStore,
+) -> None:
+    before = redis_seconds(store.redis)
+    job_id = queued_job(store)
+    deadline = store.redis.zscore(store.keys.leases(), job_id)
+    assert deadline is not None
+    assert (
+        before + store.dispatch_seconds
+        <= deadline / 1000
+        <= redis_seconds(store.redis) + store.dispatch_seconds
+    )
+
+
+def test_a_new_job_whose_message_was_lost_is_sent_again_at_its_deadline(store: JobStore) -> None:
+    store.dispatch_seconds = 0.2
+    attempts = AttemptStore(store, lease_seconds=LEASE, max_attempts=2)
+    job_id = queued_job(store)
+    assert job_id not in attempts.expired(), "within its deadline: its message may be on its way"
+    expire(attempts, job_id)
+    outcome = attempts.settle(job_id)
+    assert outcome is not None
+    settled, send = outcome
+    assert (settled.status, send) == (JobStatus.QUEUED, True)
+    assert job_id not in attempts.expired(), "a fresh deadline for the message sent again"
+    assert attempts.claim(job_id) is not None
+
+
+def test_a_claimed_or_cancelled_job_has_no_dispatch_deadline_left(store: JobStore) -> None:
+    attempts = AttemptStore(store, lease_seconds=60, max_attempts=2)
+    started, cancelled = queued_job(store), queued_job(store)
+    attempts.claim(started)
+    store.change_status(cancelled, JobStatus.CANCELLED, reason="cancelled while queued")
+    running_lease = store.redis.zscore(store.keys.leases(), started)
+    assert running_lease is not None
+    assert running_lease / 1000 <= redis_seconds(store.redis) + 60, "the running lease, not the deadline"
+    assert store.redis.zscore(store.keys.leases(), cancelled) is None

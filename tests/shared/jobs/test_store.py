@@ -190,7 +190,7 @@ def test_concurrent_groups_of_jobs_keep_the_quota_and_are_stored_whole(store: Jo
 
 def test_the_creation_script_declares_every_key_it_touches(store: JobStore) -> None:
     record = JobRecord.new(new_job_id(), "declared", JobSpec.model_validate({"tags": {"team": "a"}}), "cpu")
-    writes = changes.creation(store.keys, record)
+    writes = changes.creation(store.keys, record, store.dispatch_seconds)
     touched = {command.key for command in writes.commands if command.key is not None}
     assert touched == set(writes.keys())
     assert store.keys.tag_index("declared", "team", "a") in touched
