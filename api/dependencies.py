@@ -1,10 +1,11 @@
-"""Request dependencies as ``Annotated`` aliases: the app's services, the caller's tenant, and
-get-or-404 jobs.
+"""Request dependencies as ``Annotated`` aliases: the app's services, the caller's tenant, the
+operator's token, and get-or-404 jobs.
 
 The dependencies that every request solves are coroutines: FastAPI runs a plain function
 dependency in its thread pool, and such a hop costs more than the request's Redis read.
 """
 
+import hmac
 import re
 import time
 from typing import Annotated
@@ -102,6 +103,34 @@ async def get_tenant(request: Request, services: ServicesDep, token: BearerDep) 
 
 
 TenantDep = Annotated[str, Depends(get_tenant)]
+
+OPERATOR = BearerToken(
+    auto_error=False,
+    scheme_name="OperatorToken",
+    description="The operator token, the `OPERATOR_TOKEN` setting: `Authorization: Bearer <token>`.",
+)
+
+
+async def require_operator(services: ServicesDep, token: Annotated[str | None, Depends(OPERATOR)]) -> None:
+    """Let only the operator token through (anyone, with authentication off); 401 otherwise.
+
+    The token is a setting, checked in this process: ``/readyz`` must answer while Redis is away,
+    and a tenant's key (which Redis holds) must not open the deployment's figures."""
+    settings = services.settings
+    if not settings.auth_enabled:
+        return
+    expected = settings.operator_token
+    if token is None or expected is None or not _same(token, expected.get_secret_value()):
+        raise Unauthorized(
+            "this route needs the operator token (OPERATOR_TOKEN): Authorization: Bearer <token>"
+        )
+
+
+def _same(presented: str, expected: str) -> bool:
+    # In constant time, so the answer's timing tells nothing about how much of a guess was right.
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
 JobIdPath = Annotated[str, Path(description="The job's id, as `POST /v1/jobs` returned it.")]
 
 

@@ -16,6 +16,7 @@ from api.middleware import Answers, BodyLimit, ConfiguredCORS
 from api.problems import install_problem_handlers
 from api.routes import (
     datasets,
+    docs,
     health,
     jobs,
     metrics,
@@ -49,6 +50,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
     services = Services.start(settings)
     if not settings.auth_enabled:
         log.warning("AUTH_ENABLED is false: the API accepts requests without a key; use it only locally")
+    elif settings.operator_token is None:
+        log.warning("OPERATOR_TOKEN is not set: /metrics and /readyz refuse every request")
     # What exists now (modules, the app, its routes and models) lives as long as the process.
     # Frozen, it is no longer walked by every full garbage collection: a pause of tens of
     # milliseconds otherwise, which every request in flight waits out (the p99 under load).
@@ -71,7 +74,15 @@ def create_app() -> Starlette:
 def create_api() -> FastAPI:
     """The FastAPI app: every route, the OpenAPI document and its pages. It runs inside the served
     app, whose lifespan gives it its services and whose middleware wraps it."""
-    app = FastAPI(title="keras-jobs", version="0.1.0", description=DESCRIPTION, openapi_url="/openapi.json")
+    app = FastAPI(
+        title=docs.TITLE,
+        version="0.1.0",
+        description=DESCRIPTION,
+        openapi_url=docs.OPENAPI_PATH,
+        # Served by api.routes.docs, from the service's own copies of their scripts.
+        docs_url=None,
+        redoc_url=None,
+    )
     install_problem_handlers(app)
     # The metrics poll checks the caller's key in the same Redis round trip as its page.
     app.include_router(metrics.router)
@@ -80,6 +91,8 @@ def create_api() -> FastAPI:
     app.include_router(health.router)
     app.include_router(ui.router)
     app.mount(ui.STATIC_PATH, ui.static_files(), name="ui-static")
+    app.include_router(docs.router)
+    app.mount(docs.ASSETS_PATH, docs.static_files(), name="docs-assets")
     app.include_router(prometheus.router)
     return app
 

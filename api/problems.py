@@ -61,6 +61,7 @@ def problem_response(description: str) -> dict[str, Any]:
 CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {
     409: problem_response("The request does not fit the job's state")
 }
+OPERATOR_RESPONSE: dict[int | str, dict[str, Any]] = {401: problem_response("No valid operator token")}
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: problem_response(text)
     for code, text in {

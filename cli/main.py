@@ -65,7 +65,7 @@ def up(
     paths = state_paths()
     try:
         with local_stack(host, port, paths) as stack:
-            show_stack(stack)
+            show_stack(stack, paths.operator_token)
             api_key = local_api_key(get_settings(), stack.redis.url, paths.api_key)
             body = demo_submission(epochs, train_limit)
             job_id = demo_job(stack, body, api_key) if demo else None
@@ -84,11 +84,13 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def show_stack(stack: Stack) -> None:
-    """Where the API, Redis, the artifacts and the logs are."""
+def show_stack(stack: Stack, operator_token: Path) -> None:
+    """Where the API, Redis, the artifacts, the operator token and the logs are."""
     console.print(f"[bold]API[/]        {stack.api_url}  (docs: {stack.api_url}/docs)", highlight=False)
     console.print(f"[bold]Redis[/]      {stack.redis.url}  ({stack.redis.origin})", highlight=False)
     console.print(f"[bold]Artifacts[/]  {stack.artifacts_dir}", highlight=False)
+    where = escape(str(operator_token))
+    console.print(f"[bold]Operator[/]   {where}  (the token of /metrics and /readyz)", highlight=False)
     for path in stack.log_files:
         console.print(f"[bold]Log[/]        {path}", highlight=False)
 

@@ -3,6 +3,7 @@
 import fcntl
 import logging
 import os
+import secrets
 import socket
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from api.schemas import Readiness
+from cli.admin import write_private
 from cli.processes import Child, signals_deferred, spawn, terminate
 from cli.redis_server import RedisHandle, resolve_redis
 from cli.worker_layout import celery_argv
@@ -33,7 +35,8 @@ class StackError(RuntimeError):
 
 @dataclass(frozen=True)
 class StatePaths:
-    """The folder of a local stack's state: Redis data, logs, model artifacts and an API key."""
+    """The folder of a local stack's state: Redis data, logs, model artifacts, an API key and the
+    operator token."""
 
     root: Path
 
@@ -57,6 +60,11 @@ class StatePaths:
         """The API key ``kjobs up`` issued last (mode 0600)."""
         return self.root / "api-key"
 
+    @property
+    def operator_token(self) -> Path:
+        """The operator token of the running stack, for /metrics and /readyz (mode 0600)."""
+        return self.root / "operator-token"
+
 
 def state_paths() -> StatePaths:
     """The state folder ``.kjobs`` under the current directory."""
@@ -73,6 +81,7 @@ class Stack:
     api_url: str
     artifacts_dir: str
     log_files: tuple[Path, ...]
+    operator_token: str
 
     def check_running(self) -> None:
         """Raise StackError if the worker or the API has exited."""
@@ -124,6 +133,8 @@ def child_env(redis_url: str, artifacts_dir: Path) -> dict[str, str]:
     env.setdefault("ARTIFACTS_DIR", str(artifacts_dir))
     # A local stack is one user's: webhooks may reach receivers on this machine and its network.
     env.setdefault("WEBHOOK_ALLOW_PRIVATE", "true")
+    if not env.get("OPERATOR_TOKEN"):  # one of this run's own, for /metrics and /readyz
+        env["OPERATOR_TOKEN"] = secrets.token_urlsafe(32)
     return env
 
 
@@ -150,12 +161,14 @@ def local_stack(host: str, port: int, paths: StatePaths) -> Iterator[Stack]:
         exits.callback(redis.stop)
         paths.artifacts.mkdir(parents=True, exist_ok=True)
         env = child_env(redis.url, paths.artifacts)
+        write_private(paths.operator_token, env["OPERATOR_TOKEN"] + "\n")
         worker = spawn("worker", worker_argv(), paths.logs / "worker.log", env)
         exits.callback(terminate, worker, WORKER_GRACE_SECONDS)
         api = spawn("API", api_argv(host, port), paths.logs / "api.log", env)
         exits.callback(terminate, api)
         logs = (worker.log_path, api.log_path) + ((paths.logs / "redis.log",) if redis.managed else ())
-        stack = Stack(redis, worker, api, client_url(host, port), env["ARTIFACTS_DIR"], logs)
+        url, token = client_url(host, port), env["OPERATOR_TOKEN"]
+        stack = Stack(redis, worker, api, url, env["ARTIFACTS_DIR"], logs, token)
         wait_ready(stack)
         yield stack
     finally:
@@ -167,7 +180,8 @@ def local_stack(host: str, port: int, paths: StatePaths) -> Iterator[Stack]:
 def wait_ready(stack: Stack, timeout_seconds: float = READY_TIMEOUT_SECONDS) -> None:
     """Wait until the API's /readyz is ready and counts a worker on the cpu queue."""
     deadline = time.monotonic() + timeout_seconds
-    with httpx.Client(base_url=stack.api_url, timeout=2.0) as client:
+    operator = {"Authorization": f"Bearer {stack.operator_token}"}
+    with httpx.Client(base_url=stack.api_url, timeout=2.0, headers=operator) as client:
         while not _ready(client):
             stack.check_running()
             if time.monotonic() > deadline:

@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.models.spec import QueueName
@@ -65,7 +65,14 @@ class Settings(BaseSettings):
     )
     auth_enabled: bool = Field(
         True,
-        description="Require an API key on every route but /healthz and /readyz; off only for local use.",
+        description="Require an API key on every route but /healthz, and the operator token on /metrics "
+        "and /readyz; off only for local use.",
+    )
+    operator_token: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="The bearer token of the operator routes, /metrics and /readyz (Prometheus, probes); "
+        "without it they refuse every request while AUTH_ENABLED is true. At least 32 characters.",
     )
     max_active_jobs_per_tenant: int = Field(
         20, ge=1, description="Queued plus running jobs a tenant may have; more is a 429."
@@ -126,6 +133,12 @@ class Settings(BaseSettings):
     webhook_poll_seconds: float = Field(
         0.5, gt=0, le=60, description="How often each worker looks for due webhook deliveries."
     )
+
+    @field_validator("operator_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        # Compose passes `OPERATOR_TOKEN: ${OPERATOR_TOKEN:-}`: an empty value means none was set.
+        return None if value == "" else value
 
     @property
     def broker_visibility_timeout(self) -> int:

@@ -5,6 +5,7 @@ way every key it writes is under a key prefix of its own, and only those keys ar
 """
 
 import os
+import secrets
 import subprocess
 import sys
 import uuid
@@ -88,6 +89,8 @@ def settings_env(
         DATASETS_DIR=str(datasets_dir),
         ARTIFACTS_DIR=str(tmp_path_factory.mktemp("artifacts")),
         CANCEL_CHECK_SECONDS="0.1",
+        # /metrics and /readyz open only to this token (the ``operator`` client sends it).
+        OPERATOR_TOKEN=secrets.token_urlsafe(32),
         WORKER_HEARTBEAT_SECONDS="1",
         # The webhook tests' receivers listen on loopback; retries come quickly.
         WEBHOOK_ALLOW_PRIVATE="true",
@@ -181,6 +184,19 @@ def client(api_url: str, settings_env: Settings) -> Iterator[httpx.Client]:
     """An HTTP client on the running API, with an API key of the tenant ``tests``."""
     headers = {"Authorization": f"Bearer {new_api_key(settings_env, 'tests')}"}
     with httpx.Client(base_url=api_url, timeout=30, headers=headers) as http:
+        yield http
+
+
+def operator_headers(settings: Settings) -> dict[str, str]:
+    """The ``Authorization`` header of the operator token the suite's APIs take."""
+    assert settings.operator_token is not None
+    return {"Authorization": f"Bearer {settings.operator_token.get_secret_value()}"}
+
+
+@pytest.fixture(scope="session")
+def operator(api_url: str, settings_env: Settings) -> Iterator[httpx.Client]:
+    """An HTTP client on the running API with the operator token, for /metrics and /readyz."""
+    with httpx.Client(base_url=api_url, timeout=30, headers=operator_headers(settings_env)) as http:
         yield http
 
 

@@ -132,3 +132,10 @@ def test_dockerfile_exists(services: dict[str, Any], name: str) -> None:
 def test_api_image_skips_tensorflow(services: dict[str, Any]) -> None:
     assert services["api"]["build"]["args"]["EXTRAS"] == ""
     assert all(services[name]["build"]["args"]["EXTRAS"] == "worker" for name in WORKERS)
+
+
+def test_the_api_is_probed_on_liveness_and_takes_the_operator_token(services: dict[str, Any]) -> None:
+    api = services["api"]
+    # /healthz needs no token; /readyz and /metrics take OPERATOR_TOKEN, passed on from the shell.
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+    assert api["environment"]["OPERATOR_TOKEN"] == "${OPERATOR_TOKEN:-}"

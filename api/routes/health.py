@@ -1,11 +1,12 @@
-"""Liveness and readiness."""
+"""Liveness, open to anyone; readiness, for the operator (it names hosts, processes and devices)."""
 
 import logging
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from redis.exceptions import RedisError
 
-from api.dependencies import ServicesDep
+from api.dependencies import ServicesDep, require_operator
+from api.problems import OPERATOR_RESPONSE
 from api.schemas import Health, Readiness
 from api.workers_view import worker_views
 
@@ -23,11 +24,16 @@ def get_liveness() -> Health:
     "/readyz",
     operation_id="get_readiness",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "Redis cannot be reached"}},
-    summary="Readiness",
+    dependencies=[Depends(require_operator)],
+    responses={
+        **OPERATOR_RESPONSE,
+        503: {"model": Readiness, "description": "Redis cannot be reached"},
+    },
+    summary="Readiness (operator token)",
 )
 def get_readiness(services: ServicesDep, response: Response) -> Readiness:
-    """Ready when Redis answers; also lists the live workers (without job ids) and counts them per queue."""
+    """Ready when Redis answers; also lists the live workers (without job ids) and counts them per
+    queue. Needs the operator token (`OPERATOR_TOKEN`)."""
     auth = "enabled" if services.settings.auth_enabled else "disabled"
     if auth == "disabled":
         log.warning("AUTH_ENABLED is false: the API accepts requests without a key")
@@ -40,6 +46,6 @@ def get_readiness(services: ServicesDep, response: Response) -> Readiness:
     for worker in workers:
         for queue in worker.queues:
             per_queue[queue] = per_queue.get(queue, 0) + 1
-    # No tenant here: this route takes no API key, so it names no job.
+    # The operator is no tenant: no job is named.
     listed = worker_views(workers, services.store, tenant=None)
     return Readiness(ready=True, redis="ok", auth=auth, workers=per_queue, live_workers=listed)

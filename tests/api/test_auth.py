@@ -3,6 +3,7 @@
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,10 +46,48 @@ def test_a_bad_key_is_a_401(api_url: str, key: str) -> None:
     assert response.status_code == 401
 
 
-def test_health_and_readiness_need_no_key(api_url: str) -> None:
-    assert httpx.get(f"{api_url}/healthz").status_code == 200
-    ready = httpx.get(f"{api_url}/readyz").json()
-    assert (ready["ready"], ready["auth"]) == (True, "enabled")
+def test_liveness_needs_no_key(api_url: str) -> None:
+    assert httpx.get(f"{api_url}/healthz").json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("path", ["/readyz", "/metrics"])
+@pytest.mark.parametrize("credential", ["none", "tenant key", "wrong token"])
+def test_the_operator_routes_take_only_the_operator_token(
+    api_url: str, client: httpx.Client, operator: httpx.Client, path: str, credential: str
+) -> None:
+    presented = {
+        "none": {},
+        "tenant key": {"Authorization": client.headers["Authorization"]},  # valid, but a tenant's
+        "wrong token": {"Authorization": f"Bearer {'x' * 43}"},
+    }[credential]
+    refused = httpx.get(f"{api_url}{path}", headers=presented)
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == PROBLEM_JSON
+    assert refused.headers["www-authenticate"] == "Bearer"
+    assert "OPERATOR_TOKEN" in refused.json()["detail"]
+    assert "kjobs_" not in refused.text
+    assert "live_workers" not in refused.text
+    assert operator.get(path).status_code == 200
+
+
+def test_the_operator_routes_refuse_everyone_without_an_operator_token(
+    settings_env: Settings, tmp_path: Path
+) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "OPERATOR_TOKEN"}
+    with running_api(env, tmp_path / "api.log") as url:
+        guess = {"Authorization": f"Bearer {'x' * 43}"}
+        for path in ("/readyz", "/metrics"):
+            assert httpx.get(f"{url}{path}").status_code == 401
+            assert httpx.get(f"{url}{path}", headers=guess).status_code == 401
+        assert httpx.get(f"{url}/healthz").status_code == 200
+    assert "OPERATOR_TOKEN is not set" in (tmp_path / "api.log").read_text()
+
+
+def test_without_auth_the_operator_routes_are_open(settings_env: Settings, tmp_path: Path) -> None:
+    with running_api({**os.environ, "AUTH_ENABLED": "false"}, tmp_path / "api.log") as url:
+        ready = httpx.get(f"{url}/readyz").json()
+        assert (ready["ready"], ready["auth"]) == (True, "disabled")
+        assert "kjobs_jobs" in httpx.get(f"{url}/metrics").text
 
 
 def test_a_revoked_key_stops_working(api_url: str, settings_env: Settings) -> None:

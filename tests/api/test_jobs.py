@@ -116,10 +116,10 @@ def test_presets_are_the_articles_six_and_the_convnets(client: httpx.Client) -> 
     }
 
 
-def test_health_and_readiness(client: httpx.Client) -> None:
+def test_health_and_readiness(client: httpx.Client, operator: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    ready = client.get("/readyz").json()
-    assert (ready["ready"], ready["redis"]) == (True, "ok")
+    ready = operator.get("/readyz").json()
+    assert (ready["ready"], ready["redis"], ready["auth"]) == (True, "ok", "enabled")
 
 
 def test_openapi_documents_the_spec(client: httpx.Client) -> None:

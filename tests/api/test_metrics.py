@@ -136,11 +136,13 @@ def test_a_revoked_key_is_refused_at_once(api_url: str, settings_env: Settings, 
     assert refused.headers["content-type"] == PROBLEM_JSON
 
 
-def test_polls_are_timed_under_the_route_template(client: httpx.Client, store: JobStore) -> None:
+def test_polls_are_timed_under_the_route_template(
+    client: httpx.Client, operator: httpx.Client, store: JobStore
+) -> None:
     job_id = job_with_epochs(store, "tests", 1)
     assert client.get(f"/v1/jobs/{job_id}/metrics?after_epoch=0").status_code == 200
     assert client.get(f"/v1/jobs/{new_job_id()}/metrics").status_code == 404
-    exposition = client.get("/metrics").text
+    exposition = operator.get("/metrics").text
     for status in ("200", "404"):
         assert f'route="/v1/jobs/{{job_id}}/metrics",status="{status}"' in exposition
     assert job_id not in exposition

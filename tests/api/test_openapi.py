@@ -50,7 +50,22 @@ def test_every_operation_keeps_its_id(document: dict[str, Any]) -> None:
     assert found == OPERATION_IDS
 
 
+OPERATOR_ROUTES = ("/readyz", "/metrics")
+
+
 def test_every_v1_operation_asks_for_a_key(document: dict[str, Any]) -> None:
     for (method, path), operation_id in OPERATION_IDS.items():
         operation = document["paths"][path][method]
         assert (operation.get("security") == [{"HTTPBearer": []}]) is path.startswith("/v1/"), operation_id
+
+
+def test_the_operator_routes_ask_for_the_operator_token_and_liveness_for_nothing(
+    document: dict[str, Any],
+) -> None:
+    for path in OPERATOR_ROUTES:
+        operation = document["paths"][path]["get"]
+        assert operation["security"] == [{"OperatorToken": []}]
+        assert "401" in operation["responses"]
+    assert "security" not in document["paths"]["/healthz"]["get"]
+    scheme = document["components"]["securitySchemes"]["OperatorToken"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")

@@ -40,8 +40,8 @@ def test_workers_show_queues_device_backend_and_process(client: httpx.Client, wo
     assert listed["status"] in {"idle", "busy"}
 
 
-def test_readyz_lists_the_workers_without_job_ids(client: httpx.Client, worker: str) -> None:
-    ready = client.get("/readyz").json()
+def test_readyz_lists_the_workers_without_job_ids(operator: httpx.Client, worker: str) -> None:
+    ready = operator.get("/readyz").json()
     (listed,) = [item for item in ready["live_workers"] if item["name"] == worker]
     assert listed["device"]["kind"] == "cpu"
     assert listed["current_job"] is None
@@ -63,7 +63,7 @@ def test_a_job_records_the_worker_and_device_that_ran_it(client: httpx.Client, w
 
 @pytest.mark.e2e
 def test_a_busy_worker_shows_its_job_to_its_tenant_only(
-    client: httpx.Client, other_client: httpx.Client, worker: str
+    client: httpx.Client, other_client: httpx.Client, operator: httpx.Client, worker: str
 ) -> None:
     long = tiny_spec(resources={"queue": "cpu"}, training={"epochs": 500})
     job = client.post("/v1/jobs", json=long).raise_for_status().json()
@@ -73,7 +73,7 @@ def test_a_busy_worker_shows_its_job_to_its_tenant_only(
         assert (mine["status"], mine["current_job"]) == ("busy", job["id"])
         theirs = the_worker(other_client, worker)
         assert (theirs["status"], theirs["current_job"]) == ("busy", None)
-        assert job["id"] not in client.get("/readyz").text
+        assert job["id"] not in operator.get("/readyz").text
     finally:
         client.post(f"/v1/jobs/{job['id']}/cancel")
     wait_for(lambda: job_of(client, job["id"])["status"] in FINAL, timeout=120)

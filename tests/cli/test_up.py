@@ -33,9 +33,11 @@ QUICK_TIMEOUT_SECONDS = 60.0
 
 
 def kjobs_env() -> dict[str, str]:
-    """The suite's environment (DATASETS_DIR and all) without its Redis, so ``up`` starts one."""
+    """The suite's environment (DATASETS_DIR and all) without its Redis, so ``up`` starts one, nor
+    its operator token, so ``up`` makes one."""
     env = dict(os.environ)
-    for name in ("REDIS_URL", "ARTIFACTS_DIR", "KJOBS_REDIS_SERVER", "FORCE_COLOR", "PYTHONUNBUFFERED"):
+    own = ("REDIS_URL", "ARTIFACTS_DIR", "OPERATOR_TOKEN", "KJOBS_REDIS_SERVER", "FORCE_COLOR")
+    for name in (*own, "PYTHONUNBUFFERED"):
         env.pop(name, None)
     redis_server = shutil.which("redis-server")
     if redis_server:
@@ -229,7 +231,13 @@ def test_up_runs_the_demo_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) ->
         assert all(auth in line for line in lines if line.startswith("  curl ")), run.output.text
         check_api_key(api_url, key_file, key_line.group(1))
 
-        readiness = httpx.get(f"{api_url}/readyz", timeout=10)
+        token_file = state / "operator-token"
+        assert summary(lines, "Operator") == f"{token_file}  (the token of /metrics and /readyz)"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        operator = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+        assert httpx.get(f"{api_url}/readyz", timeout=10).status_code == 401, "not without the token"
+        assert "kjobs_workers" in httpx.get(f"{api_url}/metrics", headers=operator, timeout=10).text
+        readiness = httpx.get(f"{api_url}/readyz", headers=operator, timeout=10)
         assert readiness.status_code == 200
         ready = readiness.json()
         (local_worker,) = ready.pop("live_workers")
