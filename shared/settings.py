@@ -119,7 +119,21 @@ class Settings(BaseSettings):
         "for local or trusted networks only.",
     )
     webhook_timeout_seconds: float = Field(
-        5.0, gt=0, le=60, description="How long one webhook POST may take."
+        5.0,
+        gt=0,
+        le=60,
+        description="Wall-clock limit of one webhook attempt: connecting, sending, the answer's status "
+        "and the first bytes of its body, however slowly the receiver sends them.",
+    )
+    webhook_threads: int = Field(
+        4, ge=1, le=64, description="Webhook delivery threads in each worker process."
+    )
+    webhook_threads_per_tenant: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Most of a worker process's delivery threads that one tenant's deliveries may hold "
+        "at once, so that a slow receiver leaves the others to other tenants.",
     )
     webhook_max_attempts: int = Field(
         6, ge=1, le=20, description="Attempts per webhook delivery before it fails."

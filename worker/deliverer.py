@@ -1,17 +1,23 @@
-"""The webhook deliverer: a daemon thread in every worker process that sends the outbox.
+"""The webhook deliverer: daemon threads in every worker process that send the outbox.
 
-It never runs on the training thread, so a slow or dead receiver cannot slow training; what it
-has not sent when its process stops stays in Redis for the next deliverer. Each attempt is a
-POST with a short timeout to an address checked against the SSRF policy
-(``shared.webhooks.targets``), signed with the tenant's secret as it is at that moment.
+They never run on the training thread, so a slow or dead receiver cannot slow training; what
+they have not sent when their process stops stays in Redis for the next deliverer. Each of
+``WEBHOOK_THREADS`` senders claims due jobs with tenants taking turns (``shared.webhooks.claims``),
+and no tenant holds more than ``WEBHOOK_THREADS_PER_TENANT`` of a process's senders at once: one
+tenant's slow receiver, or its many events, leaves the other senders to the other tenants.
+
+Each attempt is a POST to an address checked against the SSRF policy
+(``shared.webhooks.targets``), signed with the tenant's secret as it is at that moment, and over
+``WEBHOOK_TIMEOUT_SECONDS`` after it began however slowly its receiver answers
+(``worker.webhook_http``).
 """
 
 import logging
 import threading
 import time
 import uuid
-
-import httpx
+from collections import Counter
+from collections.abc import Callable, Collection
 
 from shared.redis.connection import connect
 from shared.redis.keys import RedisKeys
@@ -21,69 +27,107 @@ from shared.webhooks.outbox import StoredDelivery
 from shared.webhooks.secrets import WebhookSecrets
 from shared.webhooks.signing import signed_headers
 from shared.webhooks.targets import TargetRefused, resolve_target
+from worker.webhook_http import WebhookHttp
 
 log = logging.getLogger(__name__)
 USER_AGENT = "keras-jobs-webhooks/1"
 MAX_ERROR_CHARS = 300
 
 
+class TenantShares:
+    """How many of a process's senders each tenant holds; a claim goes to a tenant below ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._held: Counter[str] = Counter()
+        # Claims are taken one at a time, so two senders cannot both take a tenant's last share.
+        self._lock = threading.Lock()
+
+    def claim(self, take: Callable[[Collection[str]], Claim | None]) -> Claim | None:
+        """``take`` a claim, passing it the tenants to pass over, and count the claim's tenant."""
+        with self._lock:
+            claim = take({tenant for tenant, held in self._held.items() if held >= self.limit})
+            if claim is not None:
+                self._held[claim.tenant] += 1
+            return claim
+
+    def done(self, claim: Claim) -> None:
+        """The claim's sender is free again."""
+        with self._lock:
+            self._held[claim.tenant] -= 1
+            if not self._held[claim.tenant]:
+                del self._held[claim.tenant]
+
+
 class Deliverer:
-    """Claims due jobs and sends their deliveries in order, one POST at a time."""
+    """``WEBHOOK_THREADS`` senders: each claims due jobs and sends their deliveries in order."""
 
     def __init__(self, claims: DeliveryClaims, secrets: WebhookSecrets, settings: Settings) -> None:
         self.claims, self.secrets, self.settings = claims, secrets, settings
-        self.sender = uuid.uuid4().hex[:16]
-        # Longer than any one POST can take, so a live sender never loses its claim mid-request.
+        self.shares = TenantShares(settings.webhook_threads_per_tenant)
+        # Longer than any attempt takes (its deadline, and a DNS lookup, which the deadline cannot
+        # cut short), so a live sender never loses its claim mid-request.
         self.hold_seconds = 2 * settings.webhook_timeout_seconds + 30
-        self.http = httpx.Client(
-            timeout=settings.webhook_timeout_seconds,
-            follow_redirects=False,  # a redirect could lead anywhere: it is a failed attempt
-            trust_env=False,  # no proxy from the environment: the checked address is the one reached
-            headers={"User-Agent": USER_AGENT},
-        )
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kjobs-webhooks", daemon=True)
+        process = uuid.uuid4().hex[:16]
+        self._threads = [
+            threading.Thread(
+                target=self._run, args=(f"{process}-{n}",), name=f"kjobs-webhooks-{n}", daemon=True
+            )
+            for n in range(settings.webhook_threads)
+        ]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Deliverer":
-        """A deliverer with a Redis connection pool of its own: a prefork child, forked while this
-        thread may hold a pool's lock, then never shares that pool with it."""
+        """A deliverer with a Redis connection pool of its own: a prefork child, forked while these
+        threads may hold a pool's lock, then never shares that pool with them."""
         redis, keys = connect(settings), RedisKeys(settings.key_prefix)
         return cls(DeliveryClaims(redis, keys), WebhookSecrets(redis, keys), settings)
 
     def start(self) -> None:
         """Send in the background until ``stop``."""
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
-        """Finish the POST in hand, then stop; what is left waits in the outbox."""
+        """Finish the POSTs in hand, then stop; what is left waits in the outbox."""
         self._stopped.set()
-        self._thread.join(timeout=self.hold_seconds)
-        self.http.close()
+        until = time.monotonic() + self.hold_seconds
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, until - time.monotonic()))
         self.claims.redis.close()
 
-    def _run(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                made = self.run_once()
-            except Exception as exc:  # Redis away, say: the outbox keeps everything; try again
-                log.warning("webhook deliverer: %s: %s", type(exc).__name__, exc)
-                made = 0
-            if not made:
-                self._stopped.wait(self.settings.webhook_poll_seconds)
+    def _run(self, sender: str) -> None:
+        http = WebhookHttp()
+        try:
+            while not self._stopped.is_set():
+                try:
+                    made = self.run_once(sender, http)
+                except Exception as exc:  # Redis away, say: the outbox keeps everything; try again
+                    log.warning("webhook sender %s: %s: %s", sender, type(exc).__name__, exc)
+                    made = 0
+                if not made:
+                    self._stopped.wait(self.settings.webhook_poll_seconds)
+        finally:
+            http.close()
 
-    def run_once(self) -> int:
-        """Reclaim abandoned jobs, then send what is due; the number of attempts made."""
+    def run_once(self, sender: str, http: WebhookHttp) -> int:
+        """Reclaim abandoned jobs, then send what is due as ``sender``; the number of attempts made."""
         self.claims.reclaim_expired(time.time())
         made = 0
         while not self._stopped.is_set():
-            claim = self.claims.claim(time.time(), self.hold_seconds, self.sender)
+            claim = self.shares.claim(
+                lambda skip: self.claims.claim(time.time(), self.hold_seconds, sender, skip)
+            )
             if claim is None:
                 break
-            made += self.send_next(claim)
+            try:
+                made += self.send_next(claim, http)
+            finally:
+                self.shares.done(claim)
         return made
 
-    def send_next(self, claim: Claim) -> int:
+    def send_next(self, claim: Claim, http: WebhookHttp) -> int:
         """One attempt on the claimed job's next delivery; 0 when it had none left."""
         delivery = self.claims.begin(claim, time.time())
         if delivery is None:
@@ -92,11 +136,11 @@ class Deliverer:
         if number > self.settings.webhook_max_attempts:  # earlier attempts were lost with their sender
             result = AttemptResult(ok=False, duration_ms=0.0, error="no attempts left", retryable=False)
         else:
-            result = self.post(delivery, number)
+            result = self.post(delivery, number, http)
         retry_at = self.retry_time(number) if result.retryable else None
         self.claims.finish(claim, delivery.id, result, None if result.ok else retry_at)
         level = logging.INFO if result.ok else logging.WARNING
-        outcome = result.status_code or result.error
+        outcome = result.error or result.status_code
         log.log(level, "job %s: webhook %s attempt %d: %s", delivery.job_id, delivery.id, number, outcome)
         return 1
 
@@ -107,8 +151,8 @@ class Deliverer:
         wait = self.settings.webhook_retry_seconds * 2.0 ** (number - 1)
         return time.time() + min(wait, self.settings.webhook_retry_max_seconds)
 
-    def post(self, delivery: StoredDelivery, number: int) -> AttemptResult:
-        """POST the delivery's body to its URL as attempt ``number``; what came of it."""
+    def post(self, delivery: StoredDelivery, number: int, http: WebhookHttp) -> AttemptResult:
+        """POST the delivery's body to its URL as attempt ``number``, by the attempt's deadline."""
         started = time.monotonic()
         try:
             target = resolve_target(delivery.url, self.settings.webhook_allow_private)
@@ -130,19 +174,13 @@ class Deliverer:
             attempt=number,
             timestamp=int(time.time()),
         )
-        headers["Host"] = target.host_header
-        try:
-            answer = self.http.post(
-                target.connect_url,
-                content=body,
-                headers=headers,
-                extensions={"sni_hostname": target.server_name},
-            )
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
-            return AttemptResult(ok=False, duration_ms=_since(started), error=error)
-        ok, code = answer.is_success, answer.status_code
-        return AttemptResult(ok, _since(started), code, None if ok else f"HTTP {code}")
+        headers.update({"Host": target.host_header, "User-Agent": USER_AGENT})
+        deadline = started + self.settings.webhook_timeout_seconds
+        reply = http.post(target.connect_url, headers, body, target.server_name, deadline)
+        if reply.ok:
+            return AttemptResult(True, _since(started), reply.status)
+        error = reply.error or f"HTTP {reply.status}"
+        return AttemptResult(False, _since(started), reply.status, error[:MAX_ERROR_CHARS])
 
 
 def _since(started: float) -> float:

@@ -114,8 +114,19 @@ class RedisKeys:
         """Hash: the job's delivery counters (created, delivered, failed, dropped)."""
         return f"{self.prefix}:job:{job_id}:webhooks:counts"
 
-    def webhooks_due(self) -> str:
-        """Sorted set: ids of jobs with deliveries to send, scored by when the next is due (epoch ms)."""
+    def webhooks_due(self, tenant: str) -> str:
+        """Sorted set: ids of a tenant's jobs with deliveries to send, scored by when the next is due
+        (epoch ms)."""
+        return f"{self.prefix}:tenant:{tenant}:webhooks:due"
+
+    def webhook_tenants(self) -> str:
+        """Sorted set: tenants with deliveries to send, scored by when each next gets a turn (epoch
+        ms): when its most overdue job is due, or, once it has had a turn, the time of that turn."""
+        return f"{self.prefix}:webhooks:tenants"
+
+    def legacy_webhooks_due(self) -> str:
+        """Sorted set: every tenant's due jobs in one set, as versions before per-tenant due sets
+        kept them; the deliverers move what they find there into ``webhooks_due``."""
         return f"{self.prefix}:webhooks:due"
 
     def webhooks_claimed(self) -> str:

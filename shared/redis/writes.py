@@ -49,10 +49,14 @@ class Writes:
     def rpush(self, key: str, *values: str) -> None:
         self._add("RPUSH", key, *values)
 
-    def zadd(self, key: str, members: Mapping[str, float], *, only_new: bool = False) -> None:
-        """Add sorted-set members; ``only_new`` keeps the score of a member already there."""
+    def zadd(
+        self, key: str, members: Mapping[str, float], *, only_new: bool = False, only_lower: bool = False
+    ) -> None:
+        """Add sorted-set members; ``only_new`` keeps the score of a member already there,
+        ``only_lower`` keeps it unless the new score is lower."""
+        flags = (["NX"] if only_new else []) + (["LT"] if only_lower else [])
         words = [word for member, score in members.items() for word in (score, member)]
-        self._add("ZADD", key, *(["NX"] if only_new else []), *words)
+        self._add("ZADD", key, *flags, *words)
 
     def zadd_from_now(self, key: str, member: str, seconds: float) -> None:
         """Add a sorted-set member scored ``seconds`` after Redis's own clock (epoch ms), so that no

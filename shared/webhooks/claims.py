@@ -5,12 +5,19 @@ head of that job's queue, POSTs it, and records the answer, which settles the de
 schedules its retry. One job's deliveries are therefore sent one at a time, in event order.
 A claim expires: a job whose deliverer died is reclaimed, and the attempt it left in flight
 is recorded as ``lost`` before the next one starts, so no attempt is ever sent twice.
+
+Tenants take turns. Each has a sorted set of its due jobs, and a claim goes to the tenant that
+has waited longest for a turn: one that has just had a turn waits behind every tenant whose work
+was due before then, and a caller passes over the tenants it is busy enough with (``skip``). So
+a tenant with many due deliveries, or with a slow receiver, gets its share of the senders and
+no more.
 """
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from redis import Redis
 from redis.client import Pipeline
@@ -31,6 +38,7 @@ class Claim:
     """A deliverer's hold on one job's deliveries, until ``expires_ms``."""
 
     job_id: str
+    tenant: str
     expires_ms: int
     sender: str
 
@@ -50,6 +58,11 @@ def _ms(seconds: float) -> int:
     return int(seconds * 1000)
 
 
+def _scored(reply: Any) -> list[tuple[str, int]]:
+    """A sorted set's WITHSCORES reply as (member, score) pairs; our scores are whole ms."""
+    return [(str(member), int(score)) for member, score in reply]
+
+
 class DeliveryClaims:
     """The deliverers' side of the outbox."""
 
@@ -57,44 +70,121 @@ class DeliveryClaims:
         self.redis, self.keys = redis, keys
 
     def reclaim_expired(self, now: float) -> list[str]:
-        """Make the jobs whose deliverer's claim expired due again; their ids."""
-        claimed, due = self.keys.webhooks_claimed(), self.keys.webhooks_due()
+        """Make the jobs whose deliverer's claim expired due again (and those an earlier version
+        left due), in their tenants' due sets; the ids of the expired ones."""
+        claimed = self.keys.webhooks_claimed()
 
         def step(pipe: Pipeline) -> list[str]:
             expired = strings(pipe.zrangebyscore(claimed, "-inf", _ms(now)))
+            if not expired:
+                pipe.unwatch()
+                return []
+            owners = {job_id: self._tenant_of(pipe, job_id) for job_id in expired}
             pipe.multi()
-            if expired:
-                pipe.zrem(claimed, *expired)
-                pipe.zadd(due, dict.fromkeys(expired, _ms(now)))
+            pipe.zrem(claimed, *expired)
+            for job_id, tenant in owners.items():
+                if tenant is not None:  # else its deliveries are gone with it: nothing to send
+                    self._make_due(pipe, tenant, job_id, _ms(now))
             pipe.execute()
             return expired
 
+        self.adopt_legacy_due()
         return watched(self.redis, [claimed], step)
 
-    def claim(self, now: float, hold_seconds: float, sender: str) -> Claim | None:
-        """Take the job whose next delivery is most overdue, for ``hold_seconds``; None if none is due."""
-        claimed, due = self.keys.webhooks_claimed(), self.keys.webhooks_due()
+    def adopt_legacy_due(self, batch: int = 100) -> list[str]:
+        """Move up to ``batch`` jobs from the one due set of earlier versions into their tenants'
+        due sets, keeping their times; their ids."""
+        legacy = self.keys.legacy_webhooks_due()
 
-        def step(pipe: Pipeline) -> Claim | bool | None:
-            ids = strings(pipe.zrangebyscore(due, "-inf", _ms(now), start=0, num=1))
-            if not ids:
+        def step(pipe: Pipeline) -> list[str]:
+            found = _scored(pipe.zrange(legacy, 0, batch - 1, withscores=True))
+            if not found:
+                pipe.unwatch()
+                return []
+            owners = {job_id: self._tenant_of(pipe, job_id) for job_id, _ in found}
+            pipe.multi()
+            pipe.zrem(legacy, *owners)
+            for job_id, due_ms in found:
+                tenant = owners[job_id]
+                if tenant is not None:
+                    self._make_due(pipe, tenant, job_id, due_ms)
+            pipe.execute()
+            return list(owners)
+
+        return watched(self.redis, [legacy], step)
+
+    def claim(self, now: float, hold_seconds: float, sender: str, skip: Collection[str] = ()) -> Claim | None:
+        """Take, for ``hold_seconds``, the most overdue job of the tenant whose turn it is, passing
+        over the tenants in ``skip``; None if no other tenant has a job due."""
+        while True:
+            tenant = self._next_tenant(now, skip)
+            if tenant is None:
+                return None
+            taken = self._claim_of(tenant, now, hold_seconds, sender)
+            if taken is not None:
+                return taken
+            # The tenant had nothing due after all, or its turn moved: its entry is set right now.
+
+    def _next_tenant(self, now: float, skip: Collection[str]) -> str | None:
+        # Each tenant skipped can hide at most one ahead of the first one not skipped.
+        ready = self.redis.zrangebyscore(
+            self.keys.webhook_tenants(), "-inf", _ms(now), start=0, num=len(skip) + 1
+        )
+        return next((tenant for tenant in strings(ready) if tenant not in skip), None)
+
+    def _claim_of(self, tenant: str, now: float, hold_seconds: float, sender: str) -> Claim | None:
+        """The tenant's most overdue job, claimed; None (the tenant's turn set right) when it has
+        none due now, or when its turn moved since it was picked."""
+        tenants, due, claimed = (
+            self.keys.webhook_tenants(),
+            self.keys.webhooks_due(tenant),
+            self.keys.webhooks_claimed(),
+        )
+        now_ms = _ms(now)
+
+        def step(pipe: Pipeline) -> Claim | None:
+            turn = pipe.zscore(tenants, tenant)
+            heads = _scored(pipe.zrange(due, 0, 1, withscores=True))
+            if turn is None or turn > now_ms:
                 pipe.unwatch()
                 return None
-            job_id, held = ids[0], pipe.zscore(claimed, ids[0]) is not None
+            if not heads or heads[0][1] > now_ms:  # its turn comes when its next job is due
+                pipe.multi()
+                self._set_turn(pipe, tenant, heads[0][1] if heads else None)
+                pipe.execute()
+                return None
+            job_id, held = heads[0][0], pipe.zscore(claimed, heads[0][0]) is not None
             expires = _ms(now + hold_seconds)
             pipe.multi()
             pipe.zrem(due, job_id)
+            # After a turn, the tenant waits behind every tenant whose work was due before now.
+            following = max(heads[1][1], int(turn) if held else now_ms) if len(heads) > 1 else None
+            self._set_turn(pipe, tenant, following)
             if not held:
                 pipe.zadd(claimed, {job_id: expires})
             pipe.execute()
             # A job another deliverer holds is only taken off the due set: its holder makes it
             # due again when it finishes, so one job never has two senders.
-            return False if held else Claim(job_id, expires, sender)
+            return None if held else Claim(job_id, tenant, expires, sender)
 
-        while True:
-            taken = watched(self.redis, [claimed, due], step)
-            if taken is not False:
-                return taken if isinstance(taken, Claim) else None
+        return watched(self.redis, [tenants, due, claimed], step)
+
+    def _set_turn(self, pipe: Pipeline, tenant: str, at_ms: int | None) -> None:
+        if at_ms is None:
+            pipe.zrem(self.keys.webhook_tenants(), tenant)
+        else:
+            pipe.zadd(self.keys.webhook_tenants(), {tenant: at_ms})
+
+    def _make_due(self, pipe: Pipeline, tenant: str, job_id: str, due_ms: int) -> None:
+        pipe.zadd(self.keys.webhooks_due(tenant), {job_id: due_ms})
+        # The tenant's turn comes no later than the job is due; an earlier turn stays.
+        pipe.zadd(self.keys.webhook_tenants(), {tenant: due_ms}, lt=True)
+
+    def _tenant_of(self, pipe: Pipeline, job_id: str) -> str | None:
+        """Read on a watching pipe: the tenant of the job's next delivery; None when it has none."""
+        head = pipe.lindex(self.keys.webhook_queue(job_id), 0)
+        raw = None if head is None else pipe.hget(self.keys.webhook_deliveries(job_id), str(head))
+        return None if raw is None else StoredDelivery.model_validate_json(str(raw)).tenant
 
     def begin(self, claim: Claim, now: float) -> StoredDelivery | None:
         """Start an attempt on the job's next delivery; None (and the claim let go) when none is left."""
@@ -158,7 +248,7 @@ class DeliveryClaims:
     def _release(self, pipe: Pipeline, claim: Claim, due_at: float | None) -> None:
         pipe.zrem(self.keys.webhooks_claimed(), claim.job_id)
         if due_at is not None:
-            pipe.zadd(self.keys.webhooks_due(), {claim.job_id: _ms(due_at)})
+            self._make_due(pipe, claim.tenant, claim.job_id, _ms(due_at))
 
     def deliveries(self, job_id: str) -> list[StoredDelivery]:
         """The job's deliveries, oldest first."""

@@ -2,8 +2,9 @@
 
 The store adds these writes to those of a status change or an epoch record, so an event and
 its delivery are stored together or not at all, and survive any process's restart. Each
-job's deliveries wait in a queue in event order; a sorted set of due jobs tells the workers'
-deliverers which job has one to send (``shared.webhooks.claims``).
+job's deliveries wait in a queue in event order; each tenant's sorted set of due jobs, and a
+sorted set of the tenants with due jobs, tell the workers' deliverers which job has one to send
+(``shared.webhooks.claims``).
 
 A job keeps at most ``MAX_DELIVERIES_PER_JOB`` deliveries: past that, epoch events are dropped
 (and counted); status changes, a handful per attempt, are always kept.
@@ -117,8 +118,11 @@ def _queue(
     writes.hset(keys.webhook_deliveries(job_id), {delivery_id: delivery.model_dump_json()})
     writes.rpush(keys.webhook_queue(job_id), delivery_id)
     writes.hincrby(keys.webhook_counts(job_id), "created", 1)
-    # A job already due (perhaps later, after a failed attempt) keeps its time.
-    writes.zadd(keys.webhooks_due(), {job_id: int(now.timestamp() * 1000)}, only_new=True)
+    due_ms = int(now.timestamp() * 1000)
+    # A job already due (perhaps later, after a failed attempt) keeps its time; its tenant's turn
+    # comes no later than this delivery is due.
+    writes.zadd(keys.webhooks_due(tenant), {job_id: due_ms}, only_new=True)
+    writes.zadd(keys.webhook_tenants(), {tenant: due_ms}, only_lower=True)
 
 
 def job_webhook_keys(keys: RedisKeys, job_id: str) -> tuple[str, ...]:
@@ -127,7 +131,7 @@ def job_webhook_keys(keys: RedisKeys, job_id: str) -> tuple[str, ...]:
 
 
 def forget_job(writes: Writes, keys: RedisKeys, job_id: str) -> None:
-    """Delete the job's deliveries and take it off the deliverers' sets."""
+    """Delete the job's deliveries and let its claim go. Its entry in its tenant's due set, if
+    any, is dropped by the first deliverer to claim it and find its queue gone."""
     writes.delete(*job_webhook_keys(keys, job_id))
-    writes.zrem(keys.webhooks_due(), job_id)
     writes.zrem(keys.webhooks_claimed(), job_id)

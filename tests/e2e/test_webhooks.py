@@ -3,7 +3,8 @@
 import json
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -11,8 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.settings import Settings
 from shared.webhooks.signing import verify
+from tests.conftest import new_api_key
 from tests.helpers import tiny_spec, wait_for
+from tests.receivers import answer_ok, endless, receiving, sleeping, trickling
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("worker")]
 
@@ -182,3 +186,81 @@ def test_another_tenants_deliveries_are_not_found(client: httpx.Client, other_cl
     assert other_client.get(f"/v1/jobs/{job_id}/deliveries").status_code == 404
     assert client.get(f"/v1/jobs/{job_id}/deliveries").json() == {"job_id": job_id, "items": []}
     assert client.get(f"/v1/jobs/{job_id}").json()["webhooks"] is None
+
+
+@pytest.fixture
+def tenants(api_url: str, settings_env: Settings) -> Iterator[Callable[[], httpx.Client]]:
+    """Clients of tenants made for this test, each with deliveries of its own."""
+    made: list[httpx.Client] = []
+
+    def new_tenant() -> httpx.Client:
+        key = new_api_key(settings_env, f"hooks-{uuid.uuid4().hex[:8]}")
+        made.append(httpx.Client(base_url=api_url, timeout=30, headers={"Authorization": f"Bearer {key}"}))
+        return made[-1]
+
+    yield new_tenant
+    for http in made:
+        http.close()
+
+
+def submit_idle(client: httpx.Client, url: str) -> str:
+    """A job that stays queued (no test worker takes the gpu queue): its `queued` event alone."""
+    response = client.post("/v1/jobs", json=tiny_spec(resources={"queue": "gpu"}, notify={"url": url}))
+    assert response.status_code == 202, response.text
+    job_id: str = response.json()["id"]
+    return job_id
+
+
+def settled_log(client: httpx.Client, job_id: str) -> list[dict[str, Any]] | None:
+    log: list[dict[str, Any]] = client.get(f"/v1/jobs/{job_id}/deliveries").json()["items"]
+    return log if log and all(d["outcome"] != "pending" for d in log) else None
+
+
+def test_an_attempt_ends_by_its_deadline_however_slowly_the_answer_comes(
+    tenants: Callable[[], httpx.Client], settings_env: Settings
+) -> None:
+    deadline, client = settings_env.webhook_timeout_seconds, tenants()
+    # 200 at once, then a byte a second: a timeout per read would never fire. A retry is answered.
+    with receiving(trickling(1.0, after_attempts=1)) as receiver:
+        job_id = submit_idle(client, receiver.url)
+        (delivery,) = wait_for(lambda: settled_log(client, job_id), timeout=60, what="the delivery to settle")
+        visit = receiver.of_job(job_id)[0]
+    first, second = delivery["attempts"]
+    assert (first["outcome"], first["status_code"]) == ("failed", 200)
+    assert first["error"] == "ReadTimeout: the attempt's deadline passed"
+    assert deadline * 1000 <= first["duration_ms"] < (deadline + 1) * 1000
+    assert visit.hung_up is not None, "the worker hung up"
+    assert visit.hung_up - visit.arrived < deadline + 1
+    assert (second["outcome"], second["status_code"], delivery["outcome"]) == ("ok", 200, "delivered")
+
+
+def test_a_huge_answer_is_not_read_whole(tenants: Callable[[], httpx.Client], settings_env: Settings) -> None:
+    client = tenants()
+    with receiving(endless(length=256 * 2**20)) as receiver:
+        job_id = submit_idle(client, receiver.url)
+        (delivery,) = wait_for(lambda: settled_log(client, job_id), timeout=60, what="the delivery to settle")
+        wait_for(lambda: receiver.seen() and receiver.active == 0, timeout=30, what="the answer to end")
+    (attempt,) = delivery["attempts"]
+    assert (attempt["outcome"], attempt["status_code"]) == ("ok", 200)
+    assert attempt["duration_ms"] < settings_env.webhook_timeout_seconds * 1000
+    (visit,) = receiver.seen()
+    # What the receiver managed to write is what the kernel's buffers took: far from the 256 MiB.
+    assert visit.sent < 32 * 2**20
+
+
+def test_a_slow_tenant_does_not_hold_up_another_tenants_deliveries(
+    tenants: Callable[[], httpx.Client], settings_env: Settings
+) -> None:
+    deadline, share = settings_env.webhook_timeout_seconds, settings_env.webhook_threads_per_tenant
+    slow, quick = tenants(), tenants()
+    # Every first attempt to the slow receiver runs past its deadline, and it has many due.
+    with receiving(sleeping(deadline + 1)) as slow_receiver, receiving(answer_ok) as quick_receiver:
+        for _ in range(3 * share):
+            submit_idle(slow, slow_receiver.url)
+        wait_for(lambda: slow_receiver.active >= share, timeout=30, what="the slow tenant's share of senders")
+        submitted = time.monotonic()
+        job_id = submit_idle(quick, quick_receiver.url)
+        (visit,) = wait_for(lambda: quick_receiver.of_job(job_id), timeout=60, what="the quick delivery")
+        assert slow_receiver.most_active == share, "the slow tenant held its share of senders, no more"
+    # Well inside one slow attempt: the quick delivery waited for none of them.
+    assert visit.arrived - submitted < deadline / 2
