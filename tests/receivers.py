@@ -66,14 +66,17 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def hung_up(self, wait: float) -> bool:
-        """Whether the client closes the connection within ``wait`` seconds."""
-        readable, _, _ = select.select([self.connection], [], [], wait)
-        if not readable:
-            return False
-        try:
-            return bool(self.connection.recv(1024) == b"")
-        except OSError:
-            return True
+        """Whether the client closes the connection within ``wait`` seconds (or before the
+        receiver closes)."""
+        until = time.monotonic() + wait
+        while (left := until - time.monotonic()) > 0 and not self.server.receiver.closing.is_set():
+            readable, _, _ = select.select([self.connection], [], [], min(left, 0.1))
+            if readable:
+                try:
+                    return bool(self.connection.recv(1024) == b"")
+                except OSError:
+                    return True
+        return False
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -181,12 +184,13 @@ def endless(length: int = 256 * 2**20, chunk: int = 2**16) -> Answer:
 
 
 def sleeping(seconds: float, first_attempts_only: bool = True) -> Answer:
-    """An answer that waits ``seconds`` (or until the receiver closes) before its 200; with
+    """An answer that waits ``seconds`` before its 200, unless the client hangs up first; with
     ``first_attempts_only``, retries are answered at once."""
 
     def answer(handler: Handler, visit: Visit) -> None:
-        if not first_attempts_only or visit.attempt == 1:
-            handler.server.receiver.closing.wait(seconds)
+        if (not first_attempts_only or visit.attempt == 1) and handler.hung_up(seconds):
+            visit.hung_up = time.monotonic()
+            return
         answer_ok(handler, visit)
 
     return answer
