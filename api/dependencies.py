@@ -16,7 +16,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import Scope
 
 from api.services import Services, services_of
-from shared.auth.keys import FailureLimit
+from shared.auth.keys import Caller, FailureLimit
 from shared.errors import JobNotFound, TooManyRequests, Unauthorized
 from shared.jobs.feed import AddressThrottled, FeedRead, PageQuery
 from shared.models.jobs import JOB_ID_PATTERN, JobRecord
@@ -58,14 +58,14 @@ BearerDep = Annotated[str | None, Depends(BEARER)]
 
 async def read_as_caller(
     services: Services, token: str | None, client: str, page: PageQuery | None = None
-) -> tuple[str, FeedRead]:
+) -> tuple[Caller, FeedRead]:
     """Check the caller's key (counting the request in its rate window once its secret checked
     out, else as a failure of the ``client`` address) and read ``page``, in one round trip: the
-    caller's tenant and what was read. 401 without a valid key, 429 past the key's rate or past
-    the address's failures."""
+    caller and what was read. 401 without a valid key, 429 past the key's rate or past the
+    address's failures."""
     settings = services.settings
     if not settings.auth_enabled:
-        return DEFAULT_TENANT, await services.feed.read(None, page)
+        return Caller(DEFAULT_TENANT, DEFAULT_TENANT, 0), await services.feed.read(None, page)
     if token is None:
         raise Unauthorized("this request needs an API key: Authorization: Bearer <key>")
     failures = FailureLimit(settings.auth_failure_limit, settings.auth_failure_window_seconds)
@@ -80,7 +80,7 @@ async def read_as_caller(
         raise Unauthorized("the API key is not valid, or has been revoked")
     if caller.requests_in_window > settings.rate_limit_requests:
         raise past_the_rate(settings)
-    return caller.tenant, found
+    return caller, found
 
 
 def past_the_rate(settings: Settings) -> TooManyRequests:
@@ -96,10 +96,18 @@ def client_address(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
-async def get_tenant(request: Request, services: ServicesDep, token: BearerDep) -> str:
-    """The tenant whose API key signs the request (401 without a valid one; 429 past the rate)."""
-    tenant, _ = await read_as_caller(services, token, client_address(request.scope))
-    return tenant
+async def get_caller(request: Request, services: ServicesDep, token: BearerDep) -> Caller:
+    """Whose API key signs the request (401 without a valid one; 429 past the rate)."""
+    caller, _ = await read_as_caller(services, token, client_address(request.scope))
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_tenant(caller: CallerDep) -> str:
+    """The tenant of the request's API key (its key checked once a request, by ``get_caller``)."""
+    return caller.tenant
 
 
 TenantDep = Annotated[str, Depends(get_tenant)]

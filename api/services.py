@@ -9,13 +9,15 @@ from starlette.types import Scope
 
 from api.prometheus import DeploymentCollector, RequestSeconds
 from shared.auth.keys import KeyStore
+from shared.auth.streams import StreamSlots
 from shared.datasets.store import DatasetQuota, DatasetStore
 from shared.jobs.dispatch import Dispatch
 from shared.jobs.feed import JobFeed
 from shared.jobs.store import JobStore
 from shared.ops.registry import WorkerRegistry
 from shared.queue import create_celery_app
-from shared.redis.connection import connect_async
+from shared.redis.channels import ChannelHub
+from shared.redis.connection import STREAM_CONNECTIONS, connect_async
 from shared.settings import Settings
 from shared.studies.store import StudyStore
 from shared.webhooks.claims import DeliveryClaims
@@ -29,6 +31,10 @@ class Services:
     settings: Settings
     store: JobStore
     feed: JobFeed
+    stream_feed: JobFeed
+    """The feed of event streams and long polls: their reads on a pool apart from every other
+    request's, their waits on the process's one pub/sub connection."""
+    stream_slots: StreamSlots
     api_keys: KeyStore
     dispatch: Dispatch
     studies: StudyStore
@@ -47,10 +53,15 @@ class Services:
         dispatch = Dispatch(store, create_celery_app(settings))
         workers, prometheus = WorkerRegistry(redis, keys), CollectorRegistry()
         prometheus.register(DeploymentCollector(store, workers))
+        streams = connect_async(settings, max_connections=STREAM_CONNECTIONS)
+        hub = ChannelHub(streams, confirm_seconds=settings.redis_socket_timeout_seconds)
+        feed = JobFeed(connect_async(settings), keys, hub)
         return cls(
             settings=settings,
             store=store,
-            feed=JobFeed(connect_async(settings), keys),
+            feed=feed,
+            stream_feed=JobFeed(streams, keys, hub),
+            stream_slots=StreamSlots(feed.redis, keys, settings.max_streams_per_key),
             api_keys=KeyStore(redis, keys),
             dispatch=dispatch,
             studies=StudyStore(dispatch),
@@ -74,7 +85,9 @@ class Services:
     async def close(self) -> None:
         """Close the Redis connections."""
         self.store.redis.close()
+        await self.stream_feed.hub.close()
         await self.feed.redis.aclose()
+        await self.stream_feed.redis.aclose()
 
 
 SERVICES = "services"

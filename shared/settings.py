@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     long_poll_max_seconds: float = Field(
         60.0, ge=0, le=60, description="Longest a metrics long poll (`wait`) holds a request open."
     )
+    max_streams_per_key: int = Field(
+        20,
+        ge=1,
+        description="Event streams and long polls one API key may hold open at once; more is a 429.",
+    )
     metrics_page_limit: int = Field(1000, gt=0, description="Most epoch records one metrics request returns.")
     log_format: LogFormat = Field(
         "json", description="`json`: one JSON object per line, with the job on lines about a job; or `text`."

@@ -27,9 +27,9 @@ from starlette.types import Receive, Scope, Send
 
 from api.dependencies import (
     BearerDep,
+    CallerDep,
     JobIdPath,
     ServicesDep,
-    TenantDep,
     bearer_token,
     check_job_id,
     client_address,
@@ -38,6 +38,7 @@ from api.dependencies import (
 from api.problems import PROBLEM_RESPONSES
 from api.schemas import MetricsPage
 from api.services import Services, services_of
+from shared.auth.streams import StreamSlot
 from shared.errors import JobNotFound
 from shared.jobs.feed import FeedPage, JobFeed, PageQuery
 from shared.models.spec import MAX_EPOCHS
@@ -69,13 +70,14 @@ async def answer_poll(
     check_job_id(job_id)
     cap = services.settings.metrics_page_limit
     cursor = PageQuery(job_id, query.after_epoch, min(query.limit or cap, cap))
-    tenant, found = await read_as_caller(services, token, client, cursor)
+    caller, found = await read_as_caller(services, token, client, cursor)
     page = found.page_of(job_id)
-    if page.tenant != tenant:
+    if page.tenant != caller.tenant:
         raise JobNotFound(job_id)
     if query.wait and not page.records and not page.status.is_terminal():
         seconds = min(query.wait, services.settings.long_poll_max_seconds)
-        page = await wait_for_news(services.feed, cursor, seconds)
+        async with services.stream_slots.slot(caller.key_id):
+            page = await wait_for_news(services.stream_feed, cursor, seconds)
     return page_body(cursor, page).encode()
 
 
@@ -138,7 +140,9 @@ def page_body(query: PageQuery, page: FeedPage) -> str:
 
 
 async def wait_for_news(feed: JobFeed, query: PageQuery, seconds: float) -> FeedPage:
-    """Block (without polling) until the job has a record after the cursor, ends, or time is up."""
+    """Wait until the job has a record after the cursor, ends, or time is up: woken by the job's
+    changes, and reading again at least once a ``KEEP_ALIVE_SECONDS`` (a change published while
+    the process's pub/sub connection was down wakes nobody)."""
     deadline = asyncio.get_running_loop().time() + seconds
     async with feed.changes(query.job_id) as changed:
         page = await feed.page(query.job_id, query.after_epoch, query.limit)
@@ -146,8 +150,8 @@ async def wait_for_news(feed: JobFeed, query: PageQuery, seconds: float) -> Feed
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 break
-            if await changed(remaining):
-                page = await feed.page(query.job_id, query.after_epoch, query.limit)
+            await changed(min(remaining, KEEP_ALIVE_SECONDS))
+            page = await feed.page(query.job_id, query.after_epoch, query.limit)
     return page
 
 
@@ -164,7 +168,7 @@ async def stream_job_events(
     job_id: JobIdPath,
     request: Request,
     services: ServicesDep,
-    tenant: TenantDep,
+    caller: CallerDep,
     last_event_id: Annotated[
         str | None, Header(description="Resume after this epoch (the id of the last event received).")
     ] = None,
@@ -172,36 +176,49 @@ async def stream_job_events(
     """`epoch` events (id: the epoch) and `state` events, in order; ends after the final state.
 
     Reconnecting with `Last-Event-ID` resumes after that epoch. A comment line keeps the
-    connection alive while nothing happens.
+    connection alive while nothing happens. An API key may hold `MAX_STREAMS_PER_KEY` streams
+    and long polls open at once; past that, a 429.
     """
     check_job_id(job_id)
     after = min(int(last_event_id), MAX_EPOCHS) if last_event_id and last_event_id.isdigit() else 0
-    if (await services.feed.page(job_id, after, 1)).tenant != tenant:  # 404 before the stream starts
+    if (await services.feed.page(job_id, after, 1)).tenant != caller.tenant:  # 404 before it starts
         raise JobNotFound(job_id)
     query = PageQuery(job_id, after, services.settings.metrics_page_limit)
-    stream = events(services.feed, query, request)
+    # Taken here, so that a key past its streams gets its 429 before a 200 starts.
+    slot = await services.stream_slots.take(caller.key_id)
+    stream = events(services.stream_feed, query, request, slot)
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
 
-async def events(feed: JobFeed, query: PageQuery, request: Request) -> AsyncIterator[str]:
-    """The event stream of one client: woken by the job's changes, never polling Redis idle."""
+async def events(
+    feed: JobFeed,
+    query: PageQuery,
+    request: Request,
+    slot: StreamSlot,
+) -> AsyncIterator[str]:
+    """The event stream of one client: woken by the job's changes, reading again at least once a
+    ``KEEP_ALIVE_SECONDS`` (when it also renews its slot); the slot is given back when it ends."""
     job_id, after, status = query.job_id, query.after_epoch, None
-    async with feed.changes(job_id) as changed:
-        while True:
-            page = await feed.page(job_id, after, query.limit)
-            for record in page.records:
-                after += 1
-                yield f"id: {after}\nevent: epoch\ndata: {record}\n\n"
-            if page.status != status:
-                status = page.status
-                state = json.dumps({"status": status.value, "last_epoch": after})
-                yield f"id: {after}\nevent: state\ndata: {state}\n\n"
-            if status.is_terminal() and after >= page.total:
-                return
-            if after < page.total:
-                continue
-            if not await changed(KEEP_ALIVE_SECONDS):
-                if await request.is_disconnected():
+    try:
+        async with feed.changes(job_id) as changed:
+            while True:
+                page = await feed.page(job_id, after, query.limit)
+                for record in page.records:
+                    after += 1
+                    yield f"id: {after}\nevent: epoch\ndata: {record}\n\n"
+                if page.status != status:
+                    status = page.status
+                    state = json.dumps({"status": status.value, "last_epoch": after})
+                    yield f"id: {after}\nevent: state\ndata: {state}\n\n"
+                if status.is_terminal() and after >= page.total:
                     return
-                yield ": keep-alive\n\n"
+                if after < page.total:
+                    continue
+                if not await changed(KEEP_ALIVE_SECONDS):
+                    if await request.is_disconnected():
+                        return
+                    await slot.renew()
+                    yield ": keep-alive\n\n"
+    finally:
+        await slot.release()

@@ -1,10 +1,10 @@
 """The API's reads on its asyncio Redis client: a caller's key, a page of a job's epoch records,
-or both in one round trip (``shared.redis.scripts.KEY_AND_PAGE``), and a pub/sub channel that
-wakes a waiting reader when the job records an epoch or changes status."""
+or both in one round trip (``shared.redis.scripts.KEY_AND_PAGE``), and the job's pub/sub channel
+(``shared.redis.channels``), which wakes a waiting reader when the job records an epoch or
+changes status."""
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from redis.asyncio import Redis as AsyncRedis
@@ -12,8 +12,12 @@ from redis.asyncio import Redis as AsyncRedis
 from shared.auth.keys import Caller, FailureLimit, KeyLookup, KeyStore, parse_token
 from shared.errors import JobNotFound
 from shared.models.jobs import JobStatus
+from shared.redis.channels import ChannelHub, Wait
 from shared.redis.keys import RedisKeys
 from shared.redis.scripts import KEY_AND_PAGE, Word
+
+CONFIRM_SECONDS = 2.0
+"""How long a new subscription may wait for Redis's confirmation."""
 
 # The records below are slotted, not frozen: one of each is made on every poll, and a frozen
 # dataclass's __init__ is several times slower.
@@ -59,10 +63,12 @@ class AddressThrottled(Exception):
 
 
 class JobFeed:
-    """The API's asyncio reads, one round trip each, and waits for a job's next change."""
+    """The API's asyncio reads, one round trip each, and waits for a job's next change (on
+    ``hub``, the process's one pub/sub connection, which feeds on other pools may share)."""
 
-    def __init__(self, redis: AsyncRedis, keys: RedisKeys) -> None:
+    def __init__(self, redis: AsyncRedis, keys: RedisKeys, hub: ChannelHub | None = None) -> None:
         self.redis, self.keys = redis, keys
+        self.hub = hub or ChannelHub(redis, confirm_seconds=CONFIRM_SECONDS)
 
     async def read(self, key: KeyLookup | None, page: PageQuery | None) -> FeedRead:
         """Look up a key (counting this request in its rate window, or as a failure of its client
@@ -108,24 +114,12 @@ class JobFeed:
         ``JobNotFound`` when there is no such job."""
         return (await self.read(None, PageQuery(job_id, after_epoch, limit))).page_of(job_id)
 
-    @asynccontextmanager
-    async def changes(self, job_id: str) -> AsyncIterator[Callable[[float], Awaitable[bool]]]:
-        """Subscribe to the job's changes; yields ``wait(seconds)``, True when one came.
+    def changes(self, job_id: str) -> AbstractAsyncContextManager[Wait]:
+        """Listen to the job's changes; yields ``wait(seconds)``, True when one came (or may have).
 
         Subscribe first, then read: a change between the read and the wait is not missed.
         """
-        pubsub = self.redis.pubsub()
-        await pubsub.subscribe(self.keys.job_events(job_id))
-
-        async def wait(seconds: float) -> bool:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=seconds)
-            return message is not None
-
-        try:
-            yield wait
-        finally:
-            await pubsub.unsubscribe()
-            await pubsub.aclose()
+        return self.hub.listen(self.keys.job_events(job_id))
 
 
 def _page(job: list[str | None], records: list[str], total: int) -> FeedPage | None:

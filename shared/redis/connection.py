@@ -12,7 +12,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from shared.settings import Settings
 
 MAX_CONNECTIONS = 1000
-"""Redis connections one API process may open: far below Redis's default limit of 10,000."""
+"""Redis connections one API process may open for its requests: far below Redis's default limit
+of 10,000."""
+STREAM_CONNECTIONS = 100
+"""Redis connections one API process may open for its event streams and long polls (their reads
+and their one pub/sub connection), a pool apart: streams cannot take what other requests need."""
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -31,14 +35,14 @@ def connect(settings: Settings) -> Redis:
     return Redis.from_url(settings.redis_url, **client_options(settings))
 
 
-def connect_async(settings: Settings) -> AsyncRedis:
-    """An asyncio Redis client with the service's options."""
+def connect_async(settings: Settings, max_connections: int = MAX_CONNECTIONS) -> AsyncRedis:
+    """An asyncio Redis client with the service's options, on a pool of ``max_connections``."""
     # redis-py's default pool refuses a request outright ("Too many connections") once 100 are
     # in use, which 256 concurrent polls reach; this one lets a request wait, up to the command
-    # timeout, for a connection to come free. Each open event stream or long poll holds one.
+    # timeout, for a connection to come free.
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
-        max_connections=MAX_CONNECTIONS,
+        max_connections=max_connections,
         timeout=settings.redis_socket_timeout_seconds,
         **client_options(settings),
         # A pooled connection that Redis dropped (a restart) is retried once on a new one.

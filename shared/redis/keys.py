@@ -93,6 +93,11 @@ class RedisKeys:
         """Counter: requests of one API key in one rate-limit window."""
         return f"{self.prefix}:rate:{key_id}:{window}"
 
+    def open_streams(self, key_id: str) -> str:
+        """Sorted set: the event streams and long polls one API key holds open, scored by when
+        each one's slot expires unless renewed (epoch ms)."""
+        return f"{self.prefix}:streams:{key_id}"
+
     def auth_failures(self, client: str) -> str:
         """Counter: requests from one client address whose key did not check out, in the current
         failure window (it lives as long as the window)."""

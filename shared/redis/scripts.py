@@ -143,3 +143,25 @@ for _, member in ipairs(due) do
 end
 return due
 """)
+
+
+HOLD_STREAM = Lua("""
+-- A slot among an API key's open streams (event streams and long polls), each held until it
+-- expires unless renewed, so that a stream whose API process died frees its slot by itself.
+-- KEYS[1]: the key's open streams, a sorted set scored by when each expires (epoch ms).
+-- ARGV: [1] the stream's id, [2] the most streams the key may hold, [3] how long the slot is
+--   held (ms), [4] '1' to renew a slot already held, without a look at the limit.
+-- Answers 1 when the slot is held, 0 when the key holds its most streams already (or, on a
+-- renewal, when the slot had expired and was taken again only if there was room).
+-- Time is Redis's own, so hosts' clocks do not matter.
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
+local held = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not (ARGV[4] == '1' and held) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+""")
