@@ -235,9 +235,9 @@ class AsyncKJobsClient:
         """The live workers: queues, backend, device, and the caller's job each one trains."""
         return await self._call(calls.list_workers())
 
-    async def ready(self) -> Readiness:
-        """Readiness (a 503 is an answer here)."""
-        return await self._call(calls.readiness())
+    async def ready(self, operator_token: str | None = None) -> Readiness:
+        """Readiness (a 503 is an answer here), with the service's operator token."""
+        return await self._call(calls.readiness(operator_token))
 
     # Sending
 

@@ -212,8 +212,9 @@ def list_workers() -> Call[WorkerList]:
     return Call("GET", "/v1/workers", model(WorkerList))
 
 
-def readiness() -> Call[Readiness]:
-    return Call("GET", "/readyz", model(Readiness), answers=frozenset({503}))
+def readiness(operator_token: str | None) -> Call[Readiness]:
+    headers = {"Authorization": f"Bearer {operator_token}"} if operator_token else {}
+    return Call("GET", "/readyz", model(Readiness), headers=headers, answers=frozenset({503}))
 
 
 def _unread(response: httpx.Response) -> None:

@@ -235,9 +235,11 @@ class KJobsClient:
         """The live workers: queues, backend, device, and the caller's job each one trains."""
         return self._call(calls.list_workers())
 
-    def ready(self) -> Readiness:
-        """Readiness: whether Redis answers, and live workers per queue (a 503 is an answer here)."""
-        return self._call(calls.readiness())
+    def ready(self, operator_token: str | None = None) -> Readiness:
+        """Readiness: whether Redis answers, and live workers per queue (a 503 is an answer here).
+        It takes the service's operator token (``OPERATOR_TOKEN``), not an API key, unless the
+        service runs without authentication."""
+        return self._call(calls.readiness(operator_token))
 
     # Sending
 

@@ -8,6 +8,7 @@ import pytest
 
 from client import ApiError, JobStatus, JobSubmission, KJobsClient
 from shared.models.spec import TrainingSpec
+from shared.settings import Settings
 from tests.helpers import tiny_spec
 
 
@@ -56,11 +57,15 @@ def test_list_filters_and_pages_with_the_cursor(kjobs: KJobsClient) -> None:
     assert kjobs.list_jobs(tag={"run": run}, status=[JobStatus.QUEUED]).items == []
 
 
-def test_presets_health_and_readiness(kjobs: KJobsClient) -> None:
+def test_presets_health_and_readiness(kjobs: KJobsClient, settings_env: Settings) -> None:
     assert [preset.name for preset in kjobs.presets()][:2] == ["baseline", "l2"]
     assert kjobs.health().status == "ok"
-    ready = kjobs.ready()
+    assert settings_env.operator_token is not None
+    ready = kjobs.ready(settings_env.operator_token.get_secret_value())
     assert (ready.ready, ready.redis) == (True, "ok")
+    with pytest.raises(ApiError) as refused:
+        kjobs.ready()  # the client's API key is a tenant's
+    assert refused.value.status == 401
 
 
 def test_a_study_is_created_read_reported_and_cancelled(kjobs: KJobsClient) -> None:
