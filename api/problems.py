@@ -62,6 +62,30 @@ CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {
     409: problem_response("The request does not fit the job's state")
 }
 OPERATOR_RESPONSE: dict[int | str, dict[str, Any]] = {401: problem_response("No valid operator token")}
+# What a spec is held to past its JSON Schema, when it is submitted: the 422s a valid-looking one may get.
+SPEC_RULES = (
+    "its dataset (a built-in, or an upload of the tenant's), its network planned on the dataset's shape "
+    "(each layer buildable, at most MAX_MODEL_PARAMETERS trainable parameters), its metrics and "
+    "augmentation against the dataset's task and kind, the service's limits (MAX_EPOCHS, MAX_BATCH_SIZE, "
+    "MAX_RUNTIME_SECONDS_LIMIT), mixed precision against the queue's device, and its webhook's host "
+    "against WEBHOOK_ALLOW_PRIVATE"
+)
+SPEC_INVALID_RESPONSE: dict[int | str, dict[str, Any]] = {
+    422: problem_response(f"Invalid spec: a field against the schema, or {SPEC_RULES}")
+}
+STUDY_INVALID_RESPONSE: dict[int | str, dict[str, Any]] = {
+    422: problem_response(
+        "Invalid study: a field against the schema; a grid path inside another or more than 64 "
+        f"variants; or a variant's spec (its base with its overrides or grid values) against the "
+        f"schema or {SPEC_RULES}"
+    )
+}
+UPLOAD_INVALID_RESPONSE: dict[int | str, dict[str, Any]] = {
+    422: problem_response(
+        "Not a dataset the service reads: the files are read as an .npz, IDX files, a zip of IDX files, "
+        "image folders or PNGs with a CSV of labels, or a CSV table, and every image and label is checked"
+    )
+}
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: problem_response(text)
     for code, text in {

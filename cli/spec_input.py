@@ -2,6 +2,7 @@
 that override both."""
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,24 @@ import yaml
 from shared.models.presets import deep_merge
 
 
+class SpecLoader(yaml.SafeLoader):
+    """YAML read as YAML 1.2 reads numbers: ``1e-4`` is a float. PyYAML follows YAML 1.1, which
+    wants a dot in a float and reads ``1e-4`` as a string, one the service refuses for a number."""
+
+
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def read_document(path: Path, what: str = "spec") -> dict[str, Any]:
     """A JSON or YAML file (by its suffix; YAML otherwise) holding one object."""
     try:
         text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        # SpecLoader is a SafeLoader: no Python objects from a file.
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.load(text, SpecLoader)
     except OSError as error:
         raise typer.BadParameter(f"cannot read {path}: {error.strerror}", param_hint=what) from None
     except (ValueError, yaml.YAMLError) as error:  # json's decode error is a ValueError

@@ -193,12 +193,10 @@ def make_optimizer(spec: JobSpec) -> keras.optimizers.Optimizer:
     training = spec.training
     if training.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(learning_rate=training.learning_rate, momentum=training.momentum)
+    elif training.optimizer == "rmsprop":
+        optimizer = keras.optimizers.RMSprop(learning_rate=training.learning_rate, momentum=training.momentum)
     else:
-        optimizers = {
-            "adam": keras.optimizers.Adam,
-            "rmsprop": keras.optimizers.RMSprop,
-            "adamw": keras.optimizers.AdamW,
-        }
+        optimizers = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW}
         optimizer = optimizers[training.optimizer](learning_rate=training.learning_rate)
     if training.mixed_precision:
         # Keras adds it by itself only for a model whose own policy is mixed; ours is per layer.

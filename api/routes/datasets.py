@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
 from api.dependencies import JobIdPath, ServicesDep, TenantDep, check_job_id
-from api.problems import CONFLICT_RESPONSE, PROBLEM_RESPONSES
+from api.problems import CONFLICT_RESPONSE, PROBLEM_RESPONSES, UPLOAD_INVALID_RESPONSE
 from shared.datasets.formats import read_upload
 from shared.models.datasets import DatasetInfo
 
@@ -13,16 +13,22 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=PROBLEM_R
 
 
 @router.post(
-    "", operation_id="upload_dataset", status_code=201, response_model=DatasetInfo, summary="Upload a dataset"
+    "",
+    operation_id="upload_dataset",
+    status_code=201,
+    response_model=DatasetInfo,
+    responses=UPLOAD_INVALID_RESPONSE,
+    summary="Upload a dataset",
 )
 def upload_dataset(
     file: Annotated[
         list[UploadFile],
         File(
+            min_length=1,
             description="An .npz (x_train, y_train; optional x_test, y_test), the four IDX files, a zip "
             "of IDX files, of train/<class>/ image folders (optional test/<class>/), or of train.csv "
             "(filename,label) beside PNG images (optional test.csv), or a CSV table of numeric features "
-            "and a label column (one file, or train.csv and test.csv)."
+            "and a label column (one file, or train.csv and test.csv).",
         ),
     ],
     response: Response,

@@ -5,14 +5,13 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from api.dependencies import JobDep, ServicesDep, TenantDep
-from api.problems import CONFLICT_RESPONSE, PROBLEM_RESPONSES
+from api.problems import CONFLICT_RESPONSE, PROBLEM_RESPONSES, SPEC_INVALID_RESPONSE
 from api.schemas import JobPage, JobSummary, JobView
-from shared.errors import FieldError, SpecInvalid
 from shared.jobs.cancel import cancel
 from shared.jobs.listing import list_jobs as list_job_page
 from shared.jobs.submission import submit_job as submit
 from shared.models.jobs import JOB_ID_PATTERN, JobStatus
-from shared.models.spec import JobSubmission
+from shared.models.spec import JobSubmission, TagFilter
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
@@ -22,7 +21,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES
     operation_id="submit_job",
     status_code=202,
     response_model=JobView,
-    responses=CONFLICT_RESPONSE,
+    responses={**CONFLICT_RESPONSE, **SPEC_INVALID_RESPONSE},
     summary="Submit a training job",
 )
 def submit_job(
@@ -54,31 +53,32 @@ def list_jobs(
     services: ServicesDep,
     tenant: TenantDep,
     status: Annotated[list[JobStatus], Query(description="Only jobs in these statuses.")] = [],  # noqa: B006
-    tag: Annotated[list[str], Query(description="Only jobs with these tags, as `key:value`.")] = [],  # noqa: B006
+    tag: Annotated[
+        list[TagFilter],
+        Query(description="Only jobs with every one of these tags, each `key:value`; a value may hold `:`."),
+    ] = [],  # noqa: B006
     limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page.")] = 20,
     cursor: Annotated[
         str | None, Query(pattern=JOB_ID_PATTERN, description="`next_cursor` of the last page.")
     ] = None,
 ) -> JobPage:
     """A page of jobs with the filters applied, and the cursor of the next page."""
+    tags = parse_tags(tag)
+    if tags is None:  # one key asked with two values: a job has one value per key
+        return JobPage(items=[], next_cursor=None)
     records, next_cursor = list_job_page(
-        services.store, tenant, statuses=status, tags=parse_tags(tag), limit=limit, cursor=cursor
+        services.store, tenant, statuses=status, tags=tags, limit=limit, cursor=cursor
     )
     return JobPage(items=[JobSummary.of(record) for record in records], next_cursor=next_cursor)
 
 
-def parse_tags(pairs: list[str]) -> dict[str, str]:
-    """``["team:vision"]`` as ``{"team": "vision"}``; a pair without a colon is a 422."""
-    errors = [
-        FieldError("tag", f"{pair!r} is not key:value", "value_error", "query")
-        for pair in pairs
-        if ":" not in pair
-    ]
-    tags = dict(pair.split(":", 1) for pair in pairs if ":" in pair)
-    if len(tags) < len(pairs) - len(errors):
-        errors.append(FieldError("tag", "each tag key may be given once", "value_error", "query"))
-    if errors:
-        raise SpecInvalid(errors)
+def parse_tags(pairs: list[str]) -> dict[str, str] | None:
+    """``["team:vision"]`` as ``{"team": "vision"}`` (each pair matched ``TagFilter``, so it has a
+    colon); None when one key is given two values, which no job can have both of."""
+    tags: dict[str, str] = {}
+    for key, value in (pair.split(":", 1) for pair in pairs):
+        if tags.setdefault(key, value) != value:
+            return None
     return tags
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from api.curves import curves_png
 from api.dependencies import JobIdPath, ServicesDep, TenantDep, check_job_id
-from api.problems import PROBLEM_RESPONSES
+from api.problems import PROBLEM_RESPONSES, STUDY_INVALID_RESPONSE
 from api.schemas import StudyLinks, StudyPage, StudyView
 from api.services import Services
 from shared.errors import JobNotFound
@@ -56,7 +56,12 @@ def view(study: StudyRecord, services: Services) -> StudyView:
 
 
 @router.post(
-    "", operation_id="create_study", status_code=202, response_model=StudyView, summary="Start a study"
+    "",
+    operation_id="create_study",
+    status_code=202,
+    response_model=StudyView,
+    responses=STUDY_INVALID_RESPONSE,
+    summary="Start a study",
 )
 def create_study(
     request: StudyRequest, response: Response, services: ServicesDep, tenant: TenantDep

@@ -26,7 +26,7 @@ Shape = tuple[int, ...]
 class LayerModel(BaseModel):
     """Base of every layer: unknown fields are errors, never silently dropped."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class DenseLayer(LayerModel):

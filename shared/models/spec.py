@@ -1,6 +1,7 @@
 """The job spec: one Pydantic model, used by the API to validate and by workers to re-validate."""
 
-from typing import Annotated, Literal, Self
+import re
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -24,6 +25,8 @@ QueueName = Literal["cpu", "gpu"]
 BUILTIN_DATASETS = ("mnist", "fashion_mnist")
 DatasetName = Annotated[str, Field(pattern=r"^(mnist|fashion_mnist|[0-9a-f]{24})$")]
 Optimizer = Literal["adam", "sgd", "rmsprop", "adamw"]
+MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
+"""The optimizers that take ``training.momentum`` (Keras's SGD and RMSprop; Adam's are its betas)."""
 LoggedMetric = Literal[
     "loss", "accuracy", "val_loss", "val_accuracy", "data_loss", "val_data_loss", "mae", "val_mae"
 ]
@@ -33,8 +36,12 @@ PresetName = Literal[
     "baseline", "l2", "l1", "dropout", "augmentation", "early_stopping", "convnet", "convnet_augmented"
 ]
 
-TagKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-TagValue = Annotated[str, Field(max_length=128)]
+TAG_KEY = r"[A-Za-z0-9_.-]{1,64}"
+TAG_VALUE_MAX = 128
+TagKey = Annotated[str, Field(pattern=f"^{TAG_KEY}$")]
+TagValue = Annotated[str, Field(max_length=TAG_VALUE_MAX)]
+TagFilter = Annotated[str, Field(pattern=rf"^{TAG_KEY}:[\s\S]{{0,{TAG_VALUE_MAX}}}$")]
+"""A job list's tag filter, ``key:value``: a tag a job may have (the value may hold colons)."""
 
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
@@ -47,10 +54,21 @@ def cross_field_error(field: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("cross_field", message, {"field": field})
 
 
-class SpecModel(BaseModel):
-    """Base of every spec part: unknown fields are errors, never silently dropped."""
+def present(*fields: str) -> dict[str, Any]:
+    """The JSON Schema of an object in which each of ``fields`` is given and not null."""
+    return {"required": list(fields), "properties": {field: {"not": {"type": "null"}} for field in fields}}
 
-    model_config = ConfigDict(extra="forbid")
+
+def one_of_fields(*fields: str) -> dict[str, Any]:
+    """A model's JSON Schema extra: exactly one of ``fields`` given, and not null."""
+    return {"oneOf": [present(field) for field in fields]}
+
+
+class SpecModel(BaseModel):
+    """Base of every spec part: unknown fields are errors, never silently dropped, and values are
+    of the JSON type the OpenAPI document gives (no `"5"` for 5, no 0 for false)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class DatasetSpec(SpecModel):
@@ -101,6 +119,9 @@ DEFAULT_HIDDEN_LAYERS = (500,) * 5
 
 
 class ModelSpec(SpecModel):
+    # What _one_form enforces, in the OpenAPI document: not both forms (none is the default).
+    model_config = ConfigDict(json_schema_extra={"not": present("hidden_layers", "layers")})
+
     hidden_layers: list[HiddenLayer] | None = Field(
         None,
         min_length=1,
@@ -227,13 +248,23 @@ class RegularizationSpec(SpecModel):
 
 
 class TrainingSpec(SpecModel):
+    # What JobSpec's check enforces, in the OpenAPI document: momentum needs an optimizer that takes it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["optimizer"], "properties": {"optimizer": {"enum": list(MOMENTUM_OPTIMIZERS)}}},
+                {"properties": {"momentum": {"const": 0}}},
+            ]
+        },
+    )
+
     epochs: int = Field(
         10, ge=1, le=MAX_EPOCHS, description="Epochs to train (early stopping may end sooner)."
     )
     batch_size: int = Field(128, ge=1, le=65536, description="Samples per gradient step.")
     optimizer: Optimizer = Field("adam", description="`adam`, `sgd`, `rmsprop` or `adamw`.")
     learning_rate: float = Field(0.001, gt=0.0, le=10.0, description="The optimizer's learning rate.")
-    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="Momentum; only for `sgd`.")
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="Momentum; only for `sgd` and `rmsprop`.")
     seed: int = Field(128, ge=0, le=2**31 - 1, description="Seed of weights, split and shuffling.")
     mixed_precision: bool = Field(
         False,
@@ -257,9 +288,22 @@ class ResourcesSpec(SpecModel):
     )
 
 
+_PORT = r"0*(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+WEBHOOK_URL_PATTERN = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://(?:[^\s\x00-\x1f/?#@\[\]:]+|\[[0-9A-Fa-f:.]+\])"
+    rf"(?::(?:{_PORT})?)?(?:[/?#][^\s\x00-\x1f]*)?$"
+)
+"""An http(s) URL with a host, an optional port from 0 to 65535, no credentials and no spaces or
+control characters: what ``check_url_form`` takes, as the OpenAPI document can say it (an IPv6
+literal's brackets are checked by ``check_url_form`` alone)."""
+_WEBHOOK_URL = re.compile(WEBHOOK_URL_PATTERN)
+
+
 class NotifySpec(SpecModel):
     url: str = Field(
         max_length=MAX_URL_LENGTH,
+        # Checked by _check_url, after check_url_form has named what a URL lacks.
+        json_schema_extra={"pattern": WEBHOOK_URL_PATTERN},
         description="Where the service POSTs the job's events: http or https, without credentials; "
         "each request is signed with the tenant's webhook secret.",
     )
@@ -273,7 +317,10 @@ class NotifySpec(SpecModel):
     @field_validator("url")
     @classmethod
     def _check_url(cls, url: str) -> str:
-        return check_url_form(url)
+        check_url_form(url)
+        if not _WEBHOOK_URL.fullmatch(url):
+            raise ValueError("the URL must read http(s)://host[:port] and then a path, a query or nothing")
+        return url
 
     @field_validator("events")
     @classmethod
@@ -308,10 +355,10 @@ class JobSpec(SpecModel):
                 f"monitor {stopping.monitor!r} needs a validation split: set "
                 "dataset.validation_split above 0 or monitor a training metric",
             )
-        if self.training.momentum > 0 and self.training.optimizer != "sgd":
+        if self.training.momentum > 0 and self.training.optimizer not in MOMENTUM_OPTIMIZERS:
             raise cross_field_error(
                 "training.momentum",
-                f"momentum applies only to the sgd optimizer, not {self.training.optimizer!r}",
+                f"momentum applies only to the sgd and rmsprop optimizers, not {self.training.optimizer!r}",
             )
         return self
 

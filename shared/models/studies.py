@@ -2,15 +2,37 @@
 the stored study and its leaderboard's rows."""
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from shared.models.jobs import JobStatus, StopReason
-from shared.models.spec import LoggedMetric, SpecModel, cross_field_error
+from shared.models.spec import JobSpec, LoggedMetric, SpecModel, cross_field_error, one_of_fields
 
 MAX_VARIANTS = 64
-GridPath = str
+
+
+def spec_paths(model: type[BaseModel] = JobSpec, prefix: str = "") -> list[str]:
+    """The dotted path of every field of the job spec, nested ones too (``training``,
+    ``training.epochs``): what a grid may vary."""
+    paths = []
+    for name, field in model.model_fields.items():
+        paths.append(f"{prefix}{name}")
+        # A field of a spec part (or of an optional one) has fields of its own.
+        options = getattr(field.annotation, "__args__", ())
+        part = next((arg for arg in options if _is_model(arg)), field.annotation)
+        if _is_model(part):
+            paths += spec_paths(part, f"{prefix}{name}.")
+    return paths
+
+
+def _is_model(annotation: object) -> TypeGuard[type[BaseModel]]:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+GRID_PATHS = frozenset(spec_paths())
+# Checked by the study's expansion, which names each unknown path; the document lists them.
+GridPath = Annotated[str, WithJsonSchema({"type": "string", "enum": spec_paths()})]
 
 
 class Variant(SpecModel):
@@ -26,6 +48,9 @@ class Objective(SpecModel):
 class StudyRequest(SpecModel):
     """What `POST /v1/studies` takes."""
 
+    # What _one_source_of_variants enforces, in the OpenAPI document.
+    model_config = ConfigDict(json_schema_extra=one_of_fields("preset", "variants", "grid"))
+
     name: str | None = Field(None, min_length=1, max_length=100)
     preset: Literal["article"] | None = Field(
         None,
@@ -37,7 +62,7 @@ class StudyRequest(SpecModel):
         description="A job submission (a spec, or a preset with overrides) every variant starts from.",
     )
     variants: list[Variant] | None = Field(None, min_length=1, max_length=MAX_VARIANTS)
-    grid: dict[GridPath, Annotated[list[Any], Field(max_length=MAX_VARIANTS)]] | None = Field(
+    grid: dict[GridPath, Annotated[list[Any], Field(min_length=1, max_length=MAX_VARIANTS)]] | None = Field(
         None,
         min_length=1,
         max_length=8,

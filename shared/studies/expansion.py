@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from shared.errors import FieldError, SpecInvalid, field_errors
 from shared.jobs.submission import ResolvedJob, resolve_submission
 from shared.models.presets import ARTICLE_PRESETS, deep_merge
-from shared.models.spec import JobSpec, JobSubmission
-from shared.models.studies import MAX_VARIANTS, GridPath, StudyRequest
+from shared.models.spec import JobSubmission
+from shared.models.studies import GRID_PATHS, MAX_VARIANTS, GridPath, StudyRequest
 from shared.settings import Settings
 
 
@@ -64,26 +64,21 @@ def _submissions(request: StudyRequest) -> list[tuple[str, str, dict[str, Any]]]
 
 
 def check_grid_paths(grid: dict[GridPath, list[Any]]) -> None:
-    """Refuse grid paths that name no spec field, and empty value lists."""
-    errors = []
-    for path, values in grid.items():
-        if not _is_spec_path(path):
-            errors.append(FieldError(f"grid.{path}", "names no field of the job spec", "unknown_path"))
-        elif not values:
-            errors.append(FieldError(f"grid.{path}", "needs at least one value", "too_short"))
+    """Refuse grid paths that name no spec field, and a path inside another one (whose values
+    would replace the part it varies); the request's model refused empty value lists."""
+    errors = [
+        FieldError(f"grid.{path}", "names no field of the job spec", "unknown_path")
+        for path in grid
+        if path not in GRID_PATHS
+    ]
+    errors += [
+        FieldError(f"grid.{path}", f"lies inside grid.{outer}; vary one or the other", "overlapping_path")
+        for path in grid
+        for outer in grid
+        if path.startswith(f"{outer}.")
+    ]
     if errors:
         raise SpecInvalid(errors)
-
-
-def _is_spec_path(path: str) -> bool:
-    model: Any = JobSpec
-    for part in path.split("."):
-        fields = getattr(model, "model_fields", None)
-        if not fields or part not in fields:
-            return False
-        model = fields[part].annotation
-        model = next((arg for arg in getattr(model, "__args__", ()) if hasattr(arg, "model_fields")), model)
-    return True
 
 
 def nested(paths: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:

@@ -103,4 +103,4 @@ def test_mixed_precision_and_jit_compile_are_taken_on_the_gpu_queue(client: http
 
 def test_jit_compile_takes_a_boolean_or_null(client: httpx.Client) -> None:
     body = tiny_spec(training={"jit_compile": "sometimes"})
-    assert field_errors(client.post("/v1/jobs", json=body)) == {"training.jit_compile": "bool_parsing"}
+    assert field_errors(client.post("/v1/jobs", json=body)) == {"training.jit_compile": "bool_type"}

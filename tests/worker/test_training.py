@@ -15,7 +15,7 @@ from shared.models.spec import JobSpec
 from tests.helpers import mnist_model
 from worker.checkpoints import save_model
 from worker.data import fit_zca
-from worker.model import build_model, layer_name
+from worker.model import build_model, layer_name, make_optimizer
 from worker.training import monitored
 
 MNIST = BUILTIN_SHAPES["mnist"].data_shape(None)
@@ -158,3 +158,11 @@ def test_the_planned_count_and_shapes_are_those_of_the_keras_model(
         if planned.layer.type != "dense":
             keras_layer = model.get_layer(layer_name(planned.layer, index))
             assert tuple(keras_layer.output.shape[1:]) == planned.output
+
+
+@pytest.mark.parametrize(("optimizer", "keras_class"), [("sgd", "SGD"), ("rmsprop", "RMSprop")])
+def test_momentum_reaches_the_optimizers_that_take_it(optimizer: str, keras_class: str) -> None:
+    spec = JobSpec.model_validate({"training": {"optimizer": optimizer, "momentum": 0.9}})
+    built = make_optimizer(spec)
+    assert type(built).__name__ == keras_class
+    assert built.momentum == pytest.approx(0.9)
