@@ -24,6 +24,7 @@ from celery.signals import (
     worker_shutdown,
 )
 
+from shared.datasets.store import DatasetStore
 from shared.jobs.attempts import AttemptStore
 from shared.jobs.dispatch import Dispatch
 from shared.jobs.endings import Endings
@@ -38,6 +39,7 @@ from shared.studies.store import StudyStore
 from worker.deliverer import Deliverer
 from worker.heartbeat import Heartbeat
 from worker.reaper import Reaper
+from worker.retention import RetentionSweep
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +126,10 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     queues = sorted(queue.name for queue in sender.app.amqp.queues.consume_from.values())
     attempts = get_attempts()
     registry = WorkerRegistry(attempts.store.redis, attempts.store.keys)
-    reaper = Reaper(attempts, get_dispatch(), get_endings(), settings)
+    endings = get_endings()
+    datasets = DatasetStore(attempts.store, settings.artifacts_dir)
+    retention = RetentionSweep(endings.studies, datasets, settings)
+    reaper = Reaper(attempts, get_dispatch(), endings, retention, settings)
     heartbeat = Heartbeat(
         registry, sender.hostname, queues, settings.worker_heartbeat_seconds, [reaper.run_once]
     )

@@ -1,20 +1,18 @@
-"""Housekeeping that every worker runs with its heartbeat: lost attempts, endings and old jobs.
+"""Housekeeping that every worker runs with its heartbeat: lost attempts, endings, waiting
+studies and what is past its retention.
 
 Any live worker settles a job whose lease expired (its worker was killed, ran out of memory
 or lost its network): it is requeued to resume from its last checkpoint, or, if it was being
 cancelled or has no attempts left, it ends with its last checkpoint as its model. A requeued
 job that no worker picked up by its dispatch deadline has its message sent again. Ended jobs
 get their follow-ups (``shared.jobs.endings``), and studies with held jobs are made sure to go
-on. Finished jobs past the retention time are deleted with
-their files.
+on. What is past its retention is swept (``worker.retention``).
 """
 
 import logging
-import shutil
-import time
 from pathlib import Path
 
-from shared.artifacts import job_dir, promote_checkpoint
+from shared.artifacts import promote_checkpoint
 from shared.errors import JobNotFound
 from shared.jobs.attempts import AttemptStore
 from shared.jobs.dispatch import Dispatch
@@ -23,6 +21,7 @@ from shared.jobs.store import JobStore
 from shared.logs import job_fields
 from shared.models.jobs import JobRecord, JobStatus
 from shared.settings import Settings
+from worker.retention import RetentionSweep
 
 log = logging.getLogger(__name__)
 
@@ -47,25 +46,28 @@ def keep_last_checkpoint(store: JobStore, artifacts_dir: Path, record: JobRecord
 
 
 class Reaper:
-    """Settles expired leases and due endings, and deletes jobs past retention; safe to run in
-    every worker."""
+    """Settles expired leases and due endings, and sweeps what is past its retention; safe to run
+    in every worker."""
 
     def __init__(
-        self, attempts: AttemptStore, dispatch: Dispatch, endings: Endings, settings: Settings
+        self,
+        attempts: AttemptStore,
+        dispatch: Dispatch,
+        endings: Endings,
+        retention: RetentionSweep,
+        settings: Settings,
     ) -> None:
         self.attempts, self.store, self.settings = attempts, attempts.store, settings
-        self.dispatch, self.endings = dispatch, endings
+        self.dispatch, self.endings, self.retention = dispatch, endings, retention
 
     def run_once(self) -> None:
-        """One pass over the expired leases, the due endings and the finished jobs past retention."""
+        """One pass over the expired leases, the due endings, the waiting studies and what is past
+        its retention."""
         for job_id in self.attempts.expired():
             self.settle(job_id)
         self.endings.settle()
         self.endings.studies.move_on_waiting()
-        for job_id in self.store.finished_before(time.time() - self.settings.retention_seconds):
-            shutil.rmtree(job_dir(self.settings.artifacts_dir, job_id), ignore_errors=True)
-            self.store.purge(job_id)
-            log.info("job %s: deleted after the retention time", job_id, extra=job_fields(job_id))
+        self.retention.run_once()
 
     def settle(self, job_id: str) -> None:
         """Requeue, cancel or fail one job whose lease expired, or send a lost message again."""

@@ -1,22 +1,29 @@
 """Uploaded datasets: their arrays in a file under ``ARTIFACTS_DIR`` (where every worker reads),
-their description in Redis, and the check that a spec names one its tenant owns."""
+their description in Redis, the check that a spec names one its tenant owns, and their
+retention: one that no submission has named for the retention time, and that no queued or
+running job uses, is deleted."""
 
 import io
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from redis.client import Pipeline
 
 from shared.artifacts import dataset_path
 from shared.datasets.description import columns, describe
 from shared.datasets.formats import UploadedArrays
 from shared.errors import Conflict, FieldError, JobNotFound, SpecInvalid
+from shared.jobs.changes import epoch_ms
 from shared.jobs.creation import ACTIVE_OR_QUEUED
 from shared.jobs.store import JobStore
 from shared.models.datasets import BUILTIN_SHAPES, DatasetInfo, DatasetShape
 from shared.models.jobs import JobRecord, new_job_id, utc_now
 from shared.models.spec import JobSpec
+from shared.redis.codec import strings
+from shared.redis.watch import watched
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,7 @@ class DatasetStore:
         pipe = self.store.redis.pipeline(transaction=True)
         pipe.set(self.keys.dataset(info.id), info.model_dump_json())
         pipe.zadd(self.keys.datasets_index(tenant), {info.id: 0})
+        pipe.zadd(self.keys.datasets_used(), {info.id: epoch_ms(time.time())})
         pipe.execute()
         return info
 
@@ -105,11 +113,49 @@ class DatasetStore:
         users = [job.id for job in self._active_jobs(tenant) if job.spec.dataset.name == dataset_id]
         if users:
             raise Conflict(f"dataset {dataset_id} is used by queued or running jobs: {', '.join(users[:5])}")
-        pipe = self.store.redis.pipeline(transaction=True)
+        self._forget(self.store.redis.pipeline(transaction=True), dataset_id, tenant)
+
+    def _forget(self, pipe: Pipeline, dataset_id: str, tenant: str) -> None:
+        """On ``pipe`` (a transaction, or a watching pipeline): delete the dataset's description
+        and its entries, then its file."""
+        pipe.multi()
         pipe.delete(self.keys.dataset(dataset_id))
         pipe.zrem(self.keys.datasets_index(tenant), dataset_id)
+        pipe.zrem(self.keys.datasets_used(), dataset_id)
         pipe.execute()
         dataset_path(self.artifacts_dir, dataset_id).unlink(missing_ok=True)
+
+    def unused_since(self, cutoff: float, limit: int = 100) -> list[str]:
+        """Ids of datasets last used (uploaded or named by a submission) before ``cutoff``."""
+        return strings(
+            self.store.redis.zrangebyscore(
+                self.keys.datasets_used(), "-inf", epoch_ms(cutoff), start=0, num=limit
+            )
+        )
+
+    def expire_unused(self, dataset_id: str, cutoff: float) -> bool:
+        """Delete the dataset if it is still unused since ``cutoff`` and no queued or running job
+        names it; whether it was deleted. Watched, so that a submission naming it meanwhile keeps
+        it."""
+        used = self.keys.datasets_used()
+
+        def step(pipe: Pipeline) -> bool:
+            last_use = pipe.zscore(used, dataset_id)
+            raw = pipe.get(self.keys.dataset(dataset_id))
+            if last_use is None or float(last_use) > epoch_ms(cutoff):
+                pipe.unwatch()
+                return False
+            if raw is None:  # its description is gone already: only its entry and file are left
+                self._forget(pipe, dataset_id, "")
+                return True
+            tenant = DatasetInfo.model_validate_json(str(raw)).tenant
+            if any(job.spec.dataset.name == dataset_id for job in self._active_jobs(tenant)):
+                pipe.unwatch()
+                return False
+            self._forget(pipe, dataset_id, tenant)
+            return True
+
+        return watched(self.store.redis, [used, self.keys.dataset(dataset_id)], step)
 
     def _active_jobs(self, tenant: str) -> list[JobRecord]:
         ids = [
@@ -126,7 +172,10 @@ class DatasetStore:
         if name in BUILTIN_SHAPES:
             return BUILTIN_SHAPES[name]
         try:
-            return self.get(name, tenant)
+            found = self.get(name, tenant)
+            # Used now, before the job is stored: a retention sweep meanwhile finds it used.
+            self.store.redis.zadd(self.keys.datasets_used(), {name: epoch_ms(time.time())}, xx=True)
+            return found
         except DatasetNotFound:
             raise SpecInvalid(
                 [FieldError("dataset.name", f"no uploaded dataset with id {name!r}", "not_found")]

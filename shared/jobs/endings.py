@@ -1,5 +1,5 @@
-"""What follows a job's ending, written once: its checkpoints are deleted (its model stays), and
-its study's next held jobs are sent.
+"""What follows a job's ending, written once: its checkpoints are deleted (its model stays), its
+study's next held jobs are sent, and its study ends with its last job.
 
 Every transition that ends a job (a worker's result, a cancel, the reaper's verdict on a lost
 worker) also enters the job in the endings outbox, in the same transaction
@@ -57,3 +57,4 @@ class Endings:
             return
         if study is not None:
             self.studies.let_go_on(study.id)
+            self.studies.end_if_done(study.id)

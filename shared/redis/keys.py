@@ -69,6 +69,11 @@ class RedisKeys:
         go on (epoch ms): the safety net under the endings that let them go on."""
         return f"{self.prefix}:studies:waiting"
 
+    def studies_finished(self) -> str:
+        """Sorted set: ids of studies whose every job has ended, scored by when the last one did
+        (epoch ms); a study is deleted the retention time after that."""
+        return f"{self.prefix}:studies:finished"
+
     def studies_index(self, tenant: str) -> str:
         """Sorted set (all scores 0): a tenant's study ids, which sort by creation time."""
         return f"{self.prefix}:tenant:{tenant}:studies"
@@ -76,6 +81,11 @@ class RedisKeys:
     def dataset(self, dataset_id: str) -> str:
         """String: an uploaded dataset's description as JSON (its arrays are a file)."""
         return f"{self.prefix}:dataset:{dataset_id}"
+
+    def datasets_used(self) -> str:
+        """Sorted set: ids of uploaded datasets scored by when they were last used (uploaded, or
+        named by a submitted job; epoch ms); one unused for the retention time is deleted."""
+        return f"{self.prefix}:datasets:used"
 
     def datasets_index(self, tenant: str) -> str:
         """Sorted set (all scores 0): a tenant's uploaded dataset ids, by upload time."""

@@ -1,17 +1,19 @@
 """Stored studies, and the dispatch that keeps at most ``max_parallel`` of a study's jobs queued
 or running: the rest wait in the study's pending list, and each job that ends lets the next go
-(``shared.jobs.endings``)."""
+(``shared.jobs.endings``). The job that ends last ends its study, which is deleted the
+retention time after that."""
 
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Sequence
 
 from redis.client import Pipeline
 
 from shared.errors import Conflict, JobNotFound
 from shared.jobs.cancel import cancel
-from shared.jobs.changes import epoch_ms
+from shared.jobs.changes import EXPIRY_MARGIN_SECONDS, epoch_ms
 from shared.jobs.dispatch import Dispatch
 from shared.models.jobs import JobRecord, JobStatus
 from shared.models.studies import StudyRecord
@@ -85,6 +87,43 @@ class StudyStore:
                 sent.append(job_id)
                 log.info("study %s: job %s sent", study_id, job_id)
         return sent
+
+    def end_if_done(self, study_id: str) -> bool:
+        """Record the study as ended (kept for the retention time from now) when it holds no
+        job back and every one of its jobs has ended; whether it has ended."""
+        study = self.get(study_id)
+        if study is None or self.redis.exists(self.keys.study_pending(study_id)):
+            return False
+        statuses = self.store.get_many(job.job_id for job in study.jobs)
+        if any(job is not None and not job.status.is_terminal() for job in statuses):
+            return False
+        finished = self.keys.studies_finished()
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zadd(finished, {study_id: epoch_ms(time.time())}, nx=True)
+        # The safety net, should no sweep delete it: the record goes a day after its retention.
+        pipe.expire(self.keys.study(study_id), self.store.retention_seconds + EXPIRY_MARGIN_SECONDS)
+        pipe.execute()
+        return True
+
+    def ended_before(self, cutoff: float, limit: int = 100) -> list[str]:
+        """Ids of studies that ended before ``cutoff`` (a Unix time), oldest first."""
+        return strings(
+            self.redis.zrangebyscore(
+                self.keys.studies_finished(), "-inf", epoch_ms(cutoff), start=0, num=limit
+            )
+        )
+
+    def purge(self, study_id: str) -> None:
+        """Delete a study: its record, its held jobs' list and its entries in every index (its
+        jobs go with their own retention)."""
+        study = self.get(study_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.keys.study(study_id), self.keys.study_pending(study_id))
+        for index in (self.keys.studies_finished(), self.keys.studies_waiting()):
+            pipe.zrem(index, study_id)
+        if study is not None:
+            pipe.zrem(self.keys.studies_index(study.tenant), study_id)
+        pipe.execute()
 
     def move_on_waiting(self) -> list[str]:
         """Let every study with held jobs go on whose turn to be checked has come (each is checked

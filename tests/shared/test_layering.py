@@ -73,6 +73,7 @@ REDIS_CLIENTS = {
     "shared/jobs/creation.py",
     "shared/jobs/feed.py",
     "shared/studies/store.py",
+    "shared/datasets/store.py",
     "shared/auth/keys.py",
     "shared/auth/streams.py",
     "shared/webhooks/claims.py",

@@ -1,6 +1,8 @@
 """A study's held jobs on a real Redis: held without a dispatch deadline, let go with one, and
 moved on by the reapers' safety net whatever became of the endings that should have moved them."""
 
+import time
+
 import pytest
 
 from shared.jobs.dispatch import Dispatch
@@ -73,3 +75,21 @@ def test_a_study_is_checked_once_a_dispatch_deadline(studies: StudyStore) -> Non
     assert due is not None
     assert due / 1000 >= redis_seconds(studies.redis) + 59
     assert studies.move_on_waiting() == [], "not due yet"
+
+
+def test_a_study_ends_with_its_last_job_and_is_purged_from_every_index(studies: StudyStore) -> None:
+    study = stored_study(studies, variants=2, max_parallel=1)
+    first, second = (job.job_id for job in study.jobs)
+    studies.store.change_status(first, JobStatus.CANCELLED, reason="cancelled while queued")
+    assert not studies.end_if_done(study.id), "a job is still held"
+    studies.let_go_on(study.id)
+    assert not studies.end_if_done(study.id), "a job is still queued"
+    studies.store.change_status(second, JobStatus.CANCELLED, reason="cancelled while queued")
+    assert studies.end_if_done(study.id)
+    assert studies.ended_before(time.time() + 1) == [study.id]
+    assert studies.ended_before(time.time() - 60) == []
+    assert 0 < studies.redis.ttl(studies.keys.study(study.id)) <= studies.store.retention_seconds + 86_400
+    studies.purge(study.id)
+    assert studies.get(study.id) is None
+    assert studies.page("t1", 10, None) == ([], None)
+    assert studies.ended_before(time.time() + 1) == []
