@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -30,6 +31,7 @@ from api.routes import (
 )
 from api.services import SERVICES, Services
 from shared.logs import configure_logging
+from shared.ops.redis_contract import log_findings
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -52,12 +54,22 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
         log.warning("AUTH_ENABLED is false: the API accepts requests without a key; use it only locally")
     elif settings.operator_token is None:
         log.warning("OPERATOR_TOKEN is not set: /metrics and /readyz refuse every request")
+    check_redis_contract(services)
     # What exists now (modules, the app, its routes and models) lives as long as the process.
     # Frozen, it is no longer walked by every full garbage collection: a pause of tens of
     # milliseconds otherwise, which every request in flight waits out (the p99 under load).
     gc.freeze()
     yield {SERVICES: services}
     await services.close()
+
+
+def check_redis_contract(services: Services) -> None:
+    """Log how Redis falls short of the service's contract, if it answers; the API starts either
+    way (workers are the ones that refuse an evicting Redis), and /readyz reports it."""
+    try:
+        log_findings(services.redis_contract.current(), log)
+    except RedisError as exc:
+        log.warning("Redis did not answer at start (%s); /readyz reports its contract once it does", exc)
 
 
 def create_app() -> Starlette:

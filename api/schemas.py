@@ -20,6 +20,7 @@ from shared.models.jobs import (
     Transition,
 )
 from shared.models.network import NetworkSummary
+from shared.models.redis_contract import RedisContract
 from shared.models.spec import JobSpec, QueueName
 from shared.models.studies import LeaderboardRow, Objective, StudyJob
 from shared.models.webhooks import WebhookSummary
@@ -151,6 +152,11 @@ class Readiness(BaseModel):
     live_workers: list[WorkerView] = Field(
         default_factory=list,
         description="The live workers; no job ids (`GET /v1/workers` shows the caller's).",
+    )
+    redis_contract: RedisContract | None = Field(
+        None,
+        description="How Redis meets the service's contract (no eviction, persistence, a password, "
+        "TLS across a network), read at most once a minute; `null` while Redis is unreachable.",
     )
 
 

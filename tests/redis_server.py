@@ -24,16 +24,21 @@ def answers(url: str) -> bool:
 @dataclass
 class RedisServer:
     """A redis-server keeping its files in ``folder``; with ``append_only`` it keeps every write
-    in its append-only file (fsynced every second), so a restart keeps what it had."""
+    in its append-only file (fsynced every second), so a restart keeps what it had. With
+    ``password`` it asks for it (its URL carries it); ``options`` are more of its command-line
+    options (``("--maxmemory-policy", "allkeys-lru")``)."""
 
     folder: Path
     append_only: bool = False
+    password: str | None = None
+    options: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         """Start it (again, on the same port and files) and wait until it answers."""
@@ -42,6 +47,8 @@ class RedisServer:
         argv += ["--save", "", "--appendonly", "yes" if self.append_only else "no"]
         if self.append_only:
             argv += ["--appendfsync", "everysec"]
+        argv += ["--requirepass", self.password] if self.password else []
+        argv += self.options
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
         wait_for(lambda: answers(self.url), timeout=20, what="redis-server to start")
 
@@ -50,7 +57,7 @@ class RedisServer:
         if self.process is None:
             return
         try:
-            with Redis(port=self.port, socket_timeout=5) as redis:
+            with Redis(port=self.port, password=self.password, socket_timeout=5) as redis:
                 redis.shutdown()
         except Exception:
             self.process.terminate()

@@ -1,15 +1,19 @@
 """docker-compose.yml, parsed only: no Docker or Redis is needed."""
 
 import importlib
+import re
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from redis import Redis
 
 from cli.worker_layout import WorkerProcess, plan_workers
 from shared.models.devices import Gpu
+from shared.ops.redis_contract import connection_facts
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS = ("worker-gpu", "worker-cpu")
@@ -33,6 +37,24 @@ def option(args: list[str], name: str) -> str:
     return args[args.index(name) + 1]
 
 
+VARIABLE = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
+
+
+def interpolate(value: str, env: Mapping[str, str]) -> str:
+    """``value`` with its ``${NAME}``, ``${NAME:-default}`` and ``${NAME:?error}`` replaced as
+    Compose replaces them; a ``:?`` variable unset or empty raises KeyError."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, kind, text = match.groups()
+        if env.get(name):
+            return env[name]
+        if kind == "?":
+            raise KeyError(f"{name}: {text}")
+        return text if kind == "-" else ""
+
+    return VARIABLE.sub(replace, value)
+
+
 TWO_GPUS = [
     Gpu(index=0, name="NVIDIA H100", memory_bytes=2**36),
     Gpu(index=1, name="NVIDIA H100", memory_bytes=2**36),
@@ -51,13 +73,32 @@ def test_services_are_exactly_these(services: dict[str, Any]) -> None:
     assert set(services) == {"redis", "api", "worker-gpu", "worker-cpu"}
 
 
-def test_redis_persists_and_has_a_healthcheck(services: dict[str, Any]) -> None:
+def test_redis_persists_never_evicts_and_has_a_healthcheck(services: dict[str, Any]) -> None:
     redis = services["redis"]
     args = argv(redis)
     assert option(args, "--appendonly") == "yes"
     assert option(args, "--appendfsync") == "everysec"
-    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert option(args, "--maxmemory-policy") == "noeviction"
     assert any(volume.endswith(":/data") for volume in redis["volumes"])
+
+
+def test_redis_asks_for_a_password_that_nothing_defaults(services: dict[str, Any]) -> None:
+    redis = services["redis"]
+    password = option(argv(redis), "--requirepass")
+    for unset in ({}, {"REDIS_PASSWORD": ""}):
+        with pytest.raises(KeyError, match="REDIS_PASSWORD"):
+            interpolate(password, unset)
+    assert interpolate(password, {"REDIS_PASSWORD": "0f1e2d"}) == "0f1e2d"
+    # redis-cli answers NOAUTH, and exits 0, without the password: the healthcheck sends it and
+    # looks for PONG.
+    assert interpolate(redis["environment"]["REDISCLI_AUTH"], {"REDIS_PASSWORD": "0f1e2d"}) == "0f1e2d"
+    assert redis["healthcheck"]["test"] == ["CMD-SHELL", "redis-cli ping | grep -q PONG"]
+
+
+def test_only_the_api_publishes_a_port(services: dict[str, Any]) -> None:
+    # Redis takes jobs and holds secrets: only the compose network reaches it.
+    assert [name for name, service in services.items() if "ports" in service] == ["api"]
+    assert not any("network_mode" in service for service in services.values())
 
 
 def test_every_service_restarts(services: dict[str, Any]) -> None:
@@ -79,9 +120,14 @@ def test_workers_read_datasets_read_only(services: dict[str, Any], name: str) ->
 
 
 @pytest.mark.parametrize("name", ["api", *WORKERS])
-def test_waits_for_healthy_redis(services: dict[str, Any], name: str) -> None:
+def test_waits_for_healthy_redis_and_reaches_it_with_its_password(
+    services: dict[str, Any], name: str
+) -> None:
     assert services[name]["depends_on"] == {"redis": {"condition": "service_healthy"}}
-    assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    url = interpolate(services[name]["environment"]["REDIS_URL"], {"REDIS_PASSWORD": "0f1e2d"})
+    assert url == "redis://:0f1e2d@redis:6379/0"
+    # Plain TCP on the compose network, which /readyz reports as a warning it cannot judge.
+    assert connection_facts(Redis.from_url(url)) == ("password", False, "redis")
 
 
 @pytest.mark.parametrize("name", ["api", *WORKERS])

@@ -19,6 +19,7 @@ from celery.signals import (
     setup_logging,
     task_postrun,
     task_prerun,
+    worker_init,
     worker_process_init,
     worker_ready,
     worker_shutdown,
@@ -39,6 +40,7 @@ from shared.studies.store import StudyStore
 from worker.deliverer import Deliverer
 from worker.heartbeat import Heartbeat
 from worker.reaper import Reaper
+from worker.redis_gate import check_redis
 from worker.retention import RetentionSweep
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,16 @@ def attempt_worker() -> AttemptWorker | None:
         backend=heartbeat.backend,
         device=heartbeat.device,
     )
+
+
+@worker_init.connect  # type: ignore[untyped-decorator]
+def _check_redis(**_: Any) -> None:
+    # Sent in the worker's main process before its pool starts (so before Keras loads) and before
+    # it consumes anything: a worker that refuses its Redis has taken no task. Celery's logging
+    # is set up only later, so the refusal is logged with ours.
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    check_redis(settings)
 
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]

@@ -32,13 +32,15 @@ def get_liveness() -> Health:
     summary="Readiness (operator token)",
 )
 def get_readiness(services: ServicesDep, response: Response) -> Readiness:
-    """Ready when Redis answers; also lists the live workers (without job ids) and counts them per
-    queue. Needs the operator token (`OPERATOR_TOKEN`)."""
+    """Ready when Redis answers; also lists the live workers (without job ids), counts them per
+    queue, and says how Redis meets the service's contract (`redis_contract`: an evicting Redis
+    is not ok, though the API stays ready). Needs the operator token (`OPERATOR_TOKEN`)."""
     auth = "enabled" if services.settings.auth_enabled else "disabled"
     if auth == "disabled":
         log.warning("AUTH_ENABLED is false: the API accepts requests without a key")
     try:
         workers = services.workers.live()
+        contract = services.redis_contract.current()
     except RedisError:
         response.status_code = 503
         return Readiness(ready=False, redis="unreachable", auth=auth, workers={})
@@ -48,4 +50,6 @@ def get_readiness(services: ServicesDep, response: Response) -> Readiness:
             per_queue[queue] = per_queue.get(queue, 0) + 1
     # The operator is no tenant: no job is named.
     listed = worker_views(workers, services.store, tenant=None)
-    return Readiness(ready=True, redis="ok", auth=auth, workers=per_queue, live_workers=listed)
+    return Readiness(
+        ready=True, redis="ok", auth=auth, workers=per_queue, live_workers=listed, redis_contract=contract
+    )

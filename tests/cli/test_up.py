@@ -241,7 +241,11 @@ def test_up_runs_the_demo_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) ->
         assert readiness.status_code == 200
         ready = readiness.json()
         (local_worker,) = ready.pop("live_workers")
+        contract = ready.pop("redis_contract")
         assert ready == {"ready": True, "redis": "ok", "auth": "enabled", "workers": {"cpu": 1, "gpu": 1}}
+        kept = {"ok": True, "maxmemory_policy": "noeviction", "appendonly": True, "appendfsync": "everysec"}
+        assert {name: contract[name] for name in kept} == kept
+        assert [finding["setting"] for finding in contract["findings"]] == ["auth"], "loopback, no password"
         assert (local_worker["queues"], local_worker["device"]["kind"]) == (["cpu", "gpu"], "cpu")
         assert local_worker["name"].startswith("local@")
 

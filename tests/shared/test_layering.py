@@ -79,6 +79,7 @@ REDIS_CLIENTS = {
     "shared/webhooks/claims.py",
     "shared/webhooks/outbox.py",
     "shared/webhooks/secrets.py",
+    "shared/ops/redis_contract.py",  # reads Redis's settings (CONFIG GET) and its client's options
     "shared/ops/registry.py",
     "shared/ops/telemetry.py",
     "shared/queue.py",
