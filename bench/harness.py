@@ -8,6 +8,7 @@ touches a Redis the benchmark did not start.
 import json
 import os
 import platform
+import secrets
 import shutil
 import statistics
 import sys
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +82,12 @@ def redis_server(folder: Path) -> Iterator[str]:
         terminate(child)
 
 
+@lru_cache
+def operator_token() -> str:
+    """This run's operator token, which the API's /readyz takes (OPERATOR_TOKEN)."""
+    return secrets.token_urlsafe(32)
+
+
 def service_env(redis_url: str, work_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of the API and worker processes: our Redis, prefix, data and folders."""
     env = dict(
@@ -90,6 +98,7 @@ def service_env(redis_url: str, work_dir: Path, extra: dict[str, str] | None = N
         ARTIFACTS_DIR=str(work_dir / "artifacts"),
         LOG_LEVEL="WARNING",
         PYTHONPATH=str(REPO_ROOT),
+        OPERATOR_TOKEN=operator_token(),
         **UNLIMITED,
     )
     env.update(extra or {})
@@ -168,8 +177,9 @@ def _healthy(api_url: str) -> bool:
 
 
 def _has_worker(api_url: str) -> bool:
+    headers = {"Authorization": f"Bearer {operator_token()}"}  # /readyz takes only the operator token
     try:
-        readiness = httpx.get(f"{api_url}/readyz", timeout=1.0).json()
+        readiness = httpx.get(f"{api_url}/readyz", headers=headers, timeout=1.0).json()
     except (httpx.HTTPError, ValueError):
         return False
     return bool(readiness.get("workers", {}).get("cpu"))

@@ -1,0 +1,111 @@
+"""The soak's judgement of a run (bench/chaos_analysis.py): record lists against 1..N, stays in
+the queue from transitions, idle-worker time and the waits a fault touched."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from api.schemas import JobView
+from bench.chaos_analysis import (
+    Fault,
+    IdleSample,
+    Wait,
+    affected,
+    epoch_problems,
+    idle_seconds,
+    messages_per_job,
+    queue_waits,
+)
+from shared.models.jobs import StopReason
+from tests.helpers import tiny_spec
+
+JOB = "01a24c5800bb547222682c3e"
+
+
+def test_a_complete_record_list_has_no_problems() -> None:
+    assert epoch_problems([1, 2, 3], 3, StopReason.COMPLETED) == {}
+
+
+def test_missing_duplicated_and_unordered_epochs_are_named() -> None:
+    found = epoch_problems([1, 3, 3, 2], 4, StopReason.COMPLETED)
+    assert found == {"missing": [4], "duplicated": [3], "out_of_order": True}
+
+
+def test_a_job_that_did_not_complete_is_judged_up_to_its_last_epoch() -> None:
+    assert epoch_problems([1, 2], 5, StopReason.EARLY_STOPPING) == {}
+    assert epoch_problems([2], 5, None) == {"missing": [1]}
+
+
+def at(second: float) -> str:
+    return datetime.fromtimestamp(1_800_000_000 + second, UTC).isoformat()
+
+
+def job_view(transitions: list[tuple[str, float, int]]) -> JobView:
+    """A job view whose transitions are (status, second, attempt)."""
+    body: dict[str, Any] = {
+        "id": JOB,
+        "name": "tiny",
+        "tags": {},
+        "preset": None,
+        "status": transitions[-1][0],
+        "stop_reason": None,
+        "attempt": max(attempt for _, _, attempt in transitions),
+        "queue": "cpu",
+        "progress": {"epoch": 0, "epochs": 2},
+        "best": None,
+        "result": None,
+        "error": None,
+        "created_at": at(0),
+        "updated_at": at(transitions[-1][1]),
+        "started_at": None,
+        "finished_at": None,
+        "links": {"self": "s", "metrics": "m", "model": "o"},
+        "spec": tiny_spec(),
+        "transitions": [{"status": s, "at": at(t), "attempt": a} for s, t, a in transitions],
+        "has_model": False,
+    }
+    return JobView.model_validate(body)
+
+
+def test_queue_waits_come_from_the_transitions_and_a_requeue_is_marked() -> None:
+    view = job_view([("queued", 0, 0), ("running", 2, 1), ("queued", 10, 1), ("running", 13, 2)])
+    waits = queue_waits(view)
+    base = 1_800_000_000
+    assert [(w.queued_at - base, w.started_at and w.started_at - base, w.requeued) for w in waits] == [
+        (0, 2, False),
+        (10, 13, True),
+    ]
+
+
+def test_a_held_job_waits_from_its_release() -> None:
+    (wait,) = queue_waits(job_view([("queued", 0, 0), ("running", 30, 1)]), released_at=1_800_000_025)
+    assert wait.queued_at == 1_800_000_025
+
+
+def test_idle_seconds_count_only_samples_with_an_idle_worker_close_together() -> None:
+    samples = [IdleSample(0, 0), IdleSample(1, 1), IdleSample(2, 1), IdleSample(3, None), IdleSample(9, 1)]
+    assert idle_seconds(samples, 0, 10) == 2.0  # 1-2 and 2-3; 9 has no next sample
+    assert idle_seconds(samples, 1.5, 10) == 1.5
+
+
+def test_a_fault_touches_jobs_waiting_when_it_was_over_and_jobs_it_requeued() -> None:
+    fault = Fault("worker", killed_at=100, back_at=100, detail="")
+    waiting = Wait("a", queued_at=95, started_at=108, requeued=False)
+    requeued = Wait("b", queued_at=106, started_at=110, requeued=True)
+    started_before = Wait("c", queued_at=90, started_at=99, requeued=False)
+    submitted_after = Wait("d", queued_at=104, started_at=105, requeued=False)
+    found = affected(fault, [waiting, requeued, started_before, submitted_after], requeue_window=9)
+    assert [w.job_id for w in found] == ["a", "b"]
+
+
+def test_messages_are_counted_from_celery_s_received_lines() -> None:
+    received = (
+        '{"logger": "celery.worker.strategy", "message": "Task keras_jobs.train[x] received", '
+        f'"data": {{"args": "[\'{JOB}\']"}}}}'
+    )
+    lines = [
+        received,
+        received,
+        '{"logger": "worker.runner", "message": "job started"}',
+        '{"logger": "celery.wor',
+    ]
+    assert messages_per_job(lines) == {JOB: 2}
