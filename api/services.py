@@ -20,6 +20,7 @@ from shared.queue import create_celery_app
 from shared.redis.channels import ChannelHub
 from shared.redis.connection import STREAM_CONNECTIONS, connect_async
 from shared.settings import Settings
+from shared.storage import ArtifactStore, open_store
 from shared.studies.store import StudyStore
 from shared.webhooks.claims import DeliveryClaims
 from shared.webhooks.secrets import WebhookSecrets
@@ -40,6 +41,7 @@ class Services:
     dispatch: Dispatch
     studies: StudyStore
     datasets: DatasetStore
+    artifacts: ArtifactStore
     workers: WorkerRegistry
     redis_contract: ContractWatch
     """What Redis is, as the Redis contract asks (``/readyz`` reports it)."""
@@ -56,6 +58,7 @@ class Services:
         dispatch = Dispatch(store, create_celery_app(settings))
         workers, prometheus = WorkerRegistry(redis, keys), CollectorRegistry()
         prometheus.register(DeploymentCollector(store, workers))
+        artifacts = open_store(settings)
         streams = connect_async(settings, max_connections=STREAM_CONNECTIONS)
         hub = ChannelHub(streams, confirm_seconds=settings.redis_socket_timeout_seconds)
         feed = JobFeed(connect_async(settings), keys, hub)
@@ -70,9 +73,10 @@ class Services:
             studies=StudyStore(dispatch),
             datasets=DatasetStore(
                 store,
-                settings.artifacts_dir,
+                artifacts,
                 DatasetQuota(settings.max_datasets_per_tenant, settings.max_dataset_bytes_per_tenant),
             ),
+            artifacts=artifacts,
             workers=workers,
             redis_contract=ContractWatch(redis),
             deliveries=DeliveryClaims(redis, keys),

@@ -78,6 +78,7 @@ def checkpoint_seconds(spec: JobSpec, arrays: Any, folder: Path, repeats: int = 
     (the model with its optimizer state, synced to disk, renamed into place)."""
     import keras
 
+    from shared.storage.local import LocalStore
     from worker.checkpoints import Checkpoint, Checkpointer
     from worker.data import split_dataset
     from worker.model import builtin_model, compile_model
@@ -87,7 +88,7 @@ def checkpoint_seconds(spec: JobSpec, arrays: Any, folder: Path, repeats: int = 
     model = builtin_model(spec)
     compile_model(model, spec, "classification")
     model.fit(split.x_train, split.y_train, batch_size=spec.training.batch_size, epochs=1, verbose=0)
-    checkpointer = Checkpointer(folder, "0" * 24, 1)
+    checkpointer = Checkpointer(LocalStore(folder), "0" * 24, 1)
     times = []
     for epoch in range(1, repeats + 1):
         started = time.perf_counter()

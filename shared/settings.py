@@ -36,8 +36,32 @@ class Settings(BaseSettings):
     datasets_dir: Path | None = Field(
         None, description="Folder of MNIST-style IDX files; without it Keras downloads them."
     )
+    artifacts_url: str | None = Field(
+        None,
+        pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|file:///.+)$",
+        description="The artifact store (models, checkpoints, uploaded datasets): `s3://bucket/prefix` "
+        "for any S3-compatible store (endpoint, region and credentials from the AWS_* variables), or "
+        "`file:///path`; without it, the folder ARTIFACTS_DIR.",
+    )
     artifacts_dir: Path = Field(
-        Path("artifacts"), description="Where workers write models; the API serves them from it."
+        Path("artifacts"),
+        description="The artifact store's folder when ARTIFACTS_URL is unset: every API and worker "
+        "process must see the same one (shared storage, across hosts).",
+    )
+    cache_dir: Path = Field(
+        Path("artifacts-cache"),
+        description="Where a worker keeps checked copies of what it reads from an object store.",
+    )
+    cache_max_bytes: int = Field(
+        10 * 1_073_741_824, ge=0, description="The most a worker's cache keeps (its recent copies aside)."
+    )
+    model_download: Literal["stream", "redirect"] = Field(
+        "stream",
+        description="How `GET /v1/jobs/{id}/model` answers: the model streamed through the API, or a "
+        "redirect to a presigned URL of the object store (ARTIFACTS_URL s3://... only).",
+    )
+    model_url_seconds: int = Field(
+        300, ge=1, le=604_800, description="How long a presigned model URL stays valid."
     )
     default_queue: QueueName = Field("cpu", description="Queue of a spec that names none.")
     max_model_parameters: int = Field(

@@ -26,6 +26,7 @@ from shared.redis.keys import RedisKeys
 from shared.settings import Settings, get_settings
 from tests.helpers import free_port, wait_for, write_learnable_dataset
 from tests.redis_server import RedisServer
+from tests.s3_server import S3Server
 
 GIVEN_REDIS_URL = os.environ.get("REDIS_URL")
 REAL_DATASETS_DIR = os.environ.get("DATASETS_DIR")
@@ -59,6 +60,25 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """An S3 server of the suite's own, its variables set for this process (for tests that open
+    an ``s3://`` store here) and given to the processes a test starts."""
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+    server.start()
+    saved = {name: os.environ.get(name) for name in server.env}
+    os.environ.update(server.env)
+    try:
+        yield server
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,9 @@ from shared.models.jobs import AttemptWorker
 from shared.ops.registry import WorkerRegistry
 from shared.queue import create_celery_app
 from shared.settings import get_settings
+from shared.storage import ArtifactStore, open_store
 from shared.studies.store import StudyStore
+from worker.cache import ArtifactCache
 from worker.deliverer import Deliverer
 from worker.heartbeat import Heartbeat
 from worker.reaper import Reaper
@@ -72,9 +74,22 @@ def get_dispatch() -> Dispatch:
 
 
 @lru_cache
+def get_artifacts() -> ArtifactStore:
+    """This process's artifact store."""
+    return open_store(get_settings())
+
+
+@lru_cache
+def get_cache() -> ArtifactCache:
+    """This process's checked local copies of what it reads from the artifact store."""
+    settings = get_settings()
+    return ArtifactCache(get_artifacts(), settings.cache_dir, settings.cache_max_bytes)
+
+
+@lru_cache
 def get_endings() -> Endings:
     """This process's settler of ended jobs' follow-ups."""
-    return Endings(StudyStore(get_dispatch()), get_settings().artifacts_dir)
+    return Endings(StudyStore(get_dispatch()), get_artifacts())
 
 
 _heartbeat: list[Heartbeat] = []
@@ -139,7 +154,7 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     attempts = get_attempts()
     registry = WorkerRegistry(attempts.store.redis, attempts.store.keys)
     endings = get_endings()
-    datasets = DatasetStore(attempts.store, settings.artifacts_dir)
+    datasets = DatasetStore(attempts.store, get_artifacts())
     retention = RetentionSweep(endings.studies, datasets, settings)
     reaper = Reaper(attempts, get_dispatch(), endings, retention, settings)
     heartbeat = Heartbeat(

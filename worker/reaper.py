@@ -3,46 +3,24 @@ studies and what is past its retention.
 
 Any live worker settles a job whose lease expired (its worker was killed, ran out of memory
 or lost its network): it is requeued to resume from its last checkpoint, or, if it was being
-cancelled or has no attempts left, it ends with its last checkpoint as its model. A requeued
+cancelled or has no attempts left, it ends, and its last checkpoint becomes its model (the
+ending's follow-ups copy it). A requeued
 job that no worker picked up by its dispatch deadline has its message sent again. Ended jobs
 get their follow-ups (``shared.jobs.endings``), and studies with held jobs are made sure to go
 on. What is past its retention is swept (``worker.retention``).
 """
 
 import logging
-from pathlib import Path
 
-from shared.artifacts import promote_checkpoint
 from shared.errors import JobNotFound
 from shared.jobs.attempts import AttemptStore
 from shared.jobs.dispatch import Dispatch
 from shared.jobs.endings import Endings
-from shared.jobs.store import JobStore
 from shared.logs import job_fields
-from shared.models.jobs import JobRecord, JobStatus
 from shared.settings import Settings
 from worker.retention import RetentionSweep
 
 log = logging.getLogger(__name__)
-
-
-def keep_last_checkpoint(store: JobStore, artifacts_dir: Path, record: JobRecord, into_attempt: int) -> bool:
-    """Copy the job's last committed checkpoint to the model of ``into_attempt``; whether it could."""
-    epoch = record.progress.epoch
-    try:
-        if epoch == 0:
-            return False
-        (last,) = store.epoch_records(record.id, after_epoch=epoch - 1, limit=1)
-        return promote_checkpoint(artifacts_dir, record.id, last.attempt, epoch, into_attempt)
-    except (OSError, ValueError) as exc:  # no model is better than a job that never ends
-        log.warning(
-            "job %s: cannot keep the checkpoint of epoch %d: %s",
-            record.id,
-            epoch,
-            exc,
-            extra=job_fields(record.id),
-        )
-        return False
 
 
 class Reaper:
@@ -76,11 +54,7 @@ class Reaper:
         except JobNotFound:
             self.store.purge(job_id)
             return
-        # The job may end now, under the next attempt number: its model is that attempt's.
-        kept = record.status is not JobStatus.QUEUED and keep_last_checkpoint(
-            self.store, self.settings.artifacts_dir, record, record.attempt + 1
-        )
-        outcome = self.attempts.settle(job_id, {"has_model": kept})
+        outcome = self.attempts.settle(job_id)
         if outcome is None:
             return
         settled, send = outcome

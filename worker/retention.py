@@ -8,13 +8,12 @@ is deleted once.
 """
 
 import logging
-import shutil
 import time
 
-from shared.artifacts import job_dir
 from shared.datasets.store import DatasetStore
 from shared.logs import job_fields
 from shared.settings import Settings
+from shared.storage.layout import job_prefix
 from shared.studies.store import StudyStore
 
 log = logging.getLogger(__name__)
@@ -30,7 +29,7 @@ class RetentionSweep:
         """One pass over each kind of thing past its retention."""
         cutoff = time.time() - self.settings.retention_seconds
         for job_id in self.store.finished_before(cutoff):
-            shutil.rmtree(job_dir(self.settings.artifacts_dir, job_id), ignore_errors=True)
+            self.datasets.artifacts.delete_prefix(job_prefix(job_id))
             self.store.purge(job_id)
             log.info("job %s: deleted after the retention time", job_id, extra=job_fields(job_id))
         for study_id in self.studies.ended_before(cutoff):

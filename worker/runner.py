@@ -6,19 +6,19 @@ import time, so the Celery parent process that forks pool children stays free of
 
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from shared.artifacts import job_dir
 from shared.errors import InvalidTransition, JobNotFound, KerasJobsError, StaleAttempt, TrainingError
 from shared.jobs.attempts import AttemptStore
 from shared.logs import set_attempt
 from shared.models.jobs import AttemptWorker, JobErrorInfo, JobRecord, JobStatus, StopReason
 from shared.settings import Settings
+from shared.storage.base import ArtifactStore
+from shared.storage.layout import job_prefix
+from worker.cache import ArtifactCache
 from worker.lease import LeaseKeeper
-from worker.reaper import keep_last_checkpoint
 from worker.retry import TRANSIENT, with_retries
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,16 @@ class Ending:
 
 
 def run_job(
-    job_id: str, attempts: AttemptStore, settings: Settings, worker: AttemptWorker | None = None
+    job_id: str,
+    attempts: AttemptStore,
+    settings: Settings,
+    cache: ArtifactCache,
+    worker: AttemptWorker | None = None,
 ) -> None:
     """Run the next attempt of job ``job_id``, if it has one to run; every outcome is recorded.
 
-    The attempt records ``worker``, this worker and its device, when it is known.
+    The attempt reads and writes the artifact store through ``cache``, and records ``worker``,
+    this worker and its device, when it is known.
     """
     claim = partial(attempts.claim, job_id, worker)
     record = with_retries(claim, f"job {job_id}: claim", settings.redis_retry_seconds)
@@ -54,11 +59,11 @@ def run_job(
     try:
         # The lease is kept until the ending is recorded, retries through a Redis outage included.
         with LeaseKeeper(attempts, job_id, record.attempt, settings.cancel_grace_seconds, overdue) as lease:
-            ending = train(record, attempts, settings, lease)
+            ending = train(record, attempts, settings, lease, cache)
             finish = partial(record_ending, job_id, record.attempt, ending, attempts)
             with_retries(finish, f"job {job_id}: finish", settings.redis_retry_seconds)
     except (StaleAttempt, JobNotFound) as exc:
-        if not forget_if_vanished(job_id, attempts, settings):
+        if not forget_if_vanished(job_id, attempts, cache.store):
             log.warning("job %s: attempt %d replaced, stopping: %s", job_id, record.attempt, exc)
     except TRANSIENT as exc:
         # Redis stayed away past the retries: drop this attempt rather than fail the job; its
@@ -66,7 +71,7 @@ def run_job(
         log.error("job %s: attempt %d abandoned, Redis unavailable: %s", job_id, record.attempt, exc)
 
 
-def forget_if_vanished(job_id: str, attempts: AttemptStore, settings: Settings) -> bool:
+def forget_if_vanished(job_id: str, attempts: AttemptStore, artifacts: ArtifactStore) -> bool:
     """Whether the job is gone from Redis (a Redis restarted without persistence, say); if so its
     files go too, since nothing names them any more."""
     try:
@@ -76,7 +81,7 @@ def forget_if_vanished(job_id: str, attempts: AttemptStore, settings: Settings) 
         pass
     except Exception:  # Redis away: the job may well be there
         return False
-    shutil.rmtree(job_dir(settings.artifacts_dir, job_id), ignore_errors=True)
+    artifacts.delete_prefix(job_prefix(job_id))
     log.error(
         "job %s: gone from Redis while it trained (was Redis restarted without persistence?); "
         "stopped, and its files deleted",
@@ -85,13 +90,15 @@ def forget_if_vanished(job_id: str, attempts: AttemptStore, settings: Settings) 
     return True
 
 
-def train(record: JobRecord, attempts: AttemptStore, settings: Settings, lease: LeaseKeeper) -> Ending:
+def train(
+    record: JobRecord, attempts: AttemptStore, settings: Settings, lease: LeaseKeeper, cache: ArtifactCache
+) -> Ending:
     """Train the attempt and describe how it ended; failures become a readable error."""
     try:
         from worker import training
 
-        attempt = training.start(record, attempts.store, settings)
-        outcome = training.train(attempt, attempts.store, settings, lease.signals)
+        attempt = training.start(record, attempts.store, cache)
+        outcome = training.train(attempt, attempts.store, settings, lease.signals, cache)
     except TrainingError as exc:
         return failed(record.id, "training_error", str(exc))
     except (StaleAttempt, JobNotFound, *TRANSIENT):
@@ -147,9 +154,10 @@ def end_overdue(record: JobRecord, attempts: AttemptStore, settings: Settings) -
     """
     store = attempts.store
     try:
-        current = store.get(record.id)
-        kept = keep_last_checkpoint(store, settings.artifacts_dir, current, record.attempt)
-        fields = {"stop_reason": StopReason.CANCELLED.value, "has_model": kept}
+        checkpoint = store.last_checkpoint(store.redis, store.get(record.id))
+        fields: dict[str, Any] = {"stop_reason": StopReason.CANCELLED.value}
+        if checkpoint is not None:  # the ending's follow-ups make it the job's model
+            fields["model_checkpoint"] = checkpoint.model_dump()
         reason = (
             f"cancel not honoured within {settings.cancel_grace_seconds:.0f} s; its worker was terminated"
         )

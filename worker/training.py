@@ -13,7 +13,6 @@ from pathlib import Path
 
 import keras
 
-from shared.artifacts import dataset_path, model_path
 from shared.datasets.store import DatasetStore
 from shared.errors import SpecInvalid, StaleAttempt, TrainingError
 from shared.jobs.store import JobStore
@@ -21,7 +20,10 @@ from shared.models.jobs import MAX_CONFUSION_CLASSES, BestEpoch, JobRecord, JobR
 from shared.models.network import DataShape, NetworkInfeasible, Task
 from shared.models.spec import BUILTIN_DATASETS, JobSpec
 from shared.settings import Settings
+from shared.storage.base import ArtifactMissing
+from shared.storage.layout import dataset_key, model_key
 from worker.backend import backend_name, describe_device
+from worker.cache import ArtifactCache
 from worker.callbacks import EpochRecorder, GuardedEarlyStopping, StopController
 from worker.checkpoints import Checkpoint, Checkpointer, load_checkpoint, save_model
 from worker.data import (
@@ -52,11 +54,14 @@ class TrainingOutcome:
 
 
 @lru_cache(maxsize=4)
-def load_arrays(name: str, datasets_dir: Path | None, artifacts_dir: Path) -> Arrays:
-    """The dataset, cached per process: an upload from ``artifacts_dir``, or a built-in one from
-    ``datasets_dir`` when it holds it, else from Keras's download."""
+def load_arrays(name: str, datasets_dir: Path | None, cache: ArtifactCache) -> Arrays:
+    """The dataset, kept per process: an upload from the artifact store (through the worker's
+    cache), or a built-in one from ``datasets_dir`` when it holds it, else from Keras's download."""
     if name not in BUILTIN_DATASETS:
-        return load_upload(dataset_path(artifacts_dir, name))
+        try:
+            return load_upload(cache.path(dataset_key(name)))
+        except ArtifactMissing:
+            raise TrainingError(f"the arrays of the uploaded dataset {name!r} are missing") from None
     if datasets_dir is not None:
         arrays = read_idx_dataset(datasets_dir, name)
         if arrays is not None:
@@ -97,20 +102,20 @@ def _early_stopping(spec: JobSpec, controller: StopController) -> GuardedEarlySt
     )
 
 
-def prepare_data(spec: JobSpec, settings: Settings, data: DataShape) -> Split:
+def prepare_data(spec: JobSpec, settings: Settings, data: DataShape, cache: ArtifactCache) -> Split:
     """The job's data: the same split on every attempt, since the spec seeds it. Integer classes
     regressed become float targets."""
     keras.utils.set_random_seed(spec.training.seed)
-    arrays = load_arrays(spec.dataset.name, settings.datasets_dir, settings.artifacts_dir)
+    arrays = load_arrays(spec.dataset.name, settings.datasets_dir, cache)
     split = split_dataset(arrays, spec.dataset.validation_split, spec.dataset.train_limit, spec.training.seed)
     return as_targets(split) if data.task == "regression" else split
 
 
-def dataset_shape(attempt: "Attempt", store: JobStore, settings: Settings) -> DataShape:
+def dataset_shape(attempt: "Attempt", store: JobStore, cache: ArtifactCache) -> DataShape:
     """What the attempt's network trains on, as the dataset's description (in Redis, for an
     upload) and the spec's task say."""
     try:
-        shape = DatasetStore(store, settings.artifacts_dir).shape_of(attempt.spec, attempt.tenant)
+        shape = DatasetStore(store, cache.store).shape_of(attempt.spec, attempt.tenant)
         return shape.data_shape(attempt.spec.model.task)
     except SpecInvalid:
         raise TrainingError("the uploaded dataset is gone (deleted, or its description is missing)") from None
@@ -147,22 +152,25 @@ class Attempt:
     resume_checkpoint: Checkpoint | None = None
 
 
-def start(record: JobRecord, store: JobStore, settings: Settings) -> Attempt:
-    """The attempt to run for ``record``: from scratch, or from its last committed checkpoint."""
+def start(record: JobRecord, store: JobStore, cache: ArtifactCache) -> Attempt:
+    """The attempt to run for ``record``: from scratch, or from its last committed checkpoint
+    (read from the artifact store, whichever host wrote it)."""
     last_epoch = record.progress.epoch
     if last_epoch == 0:
         return Attempt(record.id, record.tenant, record.attempt, record.spec)
     (last,) = store.epoch_records(record.id, after_epoch=last_epoch - 1, limit=1)
-    checkpoint = load_checkpoint(settings.artifacts_dir, record.id, last.attempt, last_epoch)
+    checkpoint = load_checkpoint(cache, record.id, last.attempt, last_epoch)
     log.info("job %s: attempt %d resumes after epoch %d", record.id, record.attempt, last_epoch)
     return Attempt(record.id, record.tenant, record.attempt, record.spec, last_epoch, record.best, checkpoint)
 
 
-def train(attempt: Attempt, store: JobStore, settings: Settings, signals: AttemptSignals) -> TrainingOutcome:
+def train(
+    attempt: Attempt, store: JobStore, settings: Settings, signals: AttemptSignals, cache: ArtifactCache
+) -> TrainingOutcome:
     """Train (on from the resume point), record every epoch, evaluate on the test set, and save."""
     spec, job_id = attempt.spec, attempt.job_id
-    data = dataset_shape(attempt, store, settings)
-    split = prepare_data(spec, settings, data)
+    data = dataset_shape(attempt, store, cache)
+    split = prepare_data(spec, settings, data, cache)
     resumed = attempt.resume_checkpoint
     model = resumed.model if resumed else fresh_model(spec, split, data)
     state = resumed.state if resumed else {}
@@ -186,7 +194,7 @@ def train(attempt: Attempt, store: JobStore, settings: Settings, signals: Attemp
         job_id,
         attempt.number,
         controller,
-        Checkpointer(settings.artifacts_dir, job_id, attempt.number),
+        Checkpointer(cache.store, job_id, attempt.number),
         stopping,
         train_samples=len(split.x_train),
         monitor=monitored(spec, data.task),
@@ -204,14 +212,14 @@ def train(attempt: Attempt, store: JobStore, settings: Settings, signals: Attemp
         callbacks=[cb for cb in (controller, stopping, recorder) if cb is not None],
         verbose=0,
     )
-    return conclude(attempt, model, split, settings, controller, recorder, stopping, data)
+    return conclude(attempt, model, split, cache, controller, recorder, stopping, data)
 
 
 def conclude(
     attempt: Attempt,
     model: keras.Model,
     split: Split,
-    settings: Settings,
+    cache: ArtifactCache,
     controller: StopController,
     recorder: EpochRecorder,
     stopping: GuardedEarlyStopping | None,
@@ -231,7 +239,7 @@ def conclude(
         model.set_weights(recorder.committed_weights)
     has_model = recorder.last_epoch > 0
     if has_model:
-        save_model(model, model_path(settings.artifacts_dir, attempt.job_id, attempt.number))
+        save_model(model, cache.store, model_key(attempt.job_id, attempt.number))
     if controller.reason is StopReason.CANCELLED:
         return TrainingOutcome(StopReason.CANCELLED, None, has_model)
     reason = controller.reason or _natural_stop(stopping, recorder.last_epoch, attempt.spec.training.epochs)

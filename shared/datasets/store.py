@@ -1,18 +1,15 @@
-"""Uploaded datasets: their arrays in a file under ``ARTIFACTS_DIR`` (where every worker reads),
+"""Uploaded datasets: their arrays in the artifact store (where every worker reads them),
 their description in Redis, the check that a spec names one its tenant owns, and their
 retention: one that no submission has named for the retention time, and that no queued or
 running job uses, is deleted."""
 
 import io
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from redis.client import Pipeline
 
-from shared.artifacts import dataset_path
 from shared.datasets.description import columns, describe
 from shared.datasets.formats import UploadedArrays
 from shared.errors import Conflict, FieldError, JobNotFound, SpecInvalid
@@ -24,6 +21,8 @@ from shared.models.jobs import JobRecord, new_job_id, utc_now
 from shared.models.spec import JobSpec
 from shared.redis.codec import strings
 from shared.redis.watch import watched
+from shared.storage.base import ArtifactStore
+from shared.storage.layout import dataset_key
 
 
 @dataclass(frozen=True)
@@ -37,8 +36,8 @@ class DatasetQuota:
 class DatasetStore:
     """Uploaded datasets of one store's Redis and one artifacts folder."""
 
-    def __init__(self, store: JobStore, artifacts_dir: Path, quota: DatasetQuota | None = None) -> None:
-        self.store, self.keys, self.artifacts_dir = store, store.keys, artifacts_dir
+    def __init__(self, store: JobStore, artifacts: ArtifactStore, quota: DatasetQuota | None = None) -> None:
+        self.store, self.keys, self.artifacts = store, store.keys, artifacts
         self.quota = quota
 
     def check_quota(self, tenant: str, adding_bytes: int) -> None:
@@ -72,16 +71,12 @@ class DatasetStore:
             columns=columns(arrays),
             created_at=utc_now(),
         )
-        path = dataset_path(self.artifacts_dir, info.id)
-        path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         np.savez_compressed(
             buffer, x_train=arrays.x_train, y_train=arrays.y_train, x_test=arrays.x_test, y_test=arrays.y_test
         )
         self.check_quota(tenant, buffer.tell())
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        partial.write_bytes(buffer.getvalue())
-        partial.replace(path)
+        self.artifacts.put_bytes(dataset_key(info.id), buffer.getvalue())
         info.stored_bytes = buffer.tell()
         pipe = self.store.redis.pipeline(transaction=True)
         pipe.set(self.keys.dataset(info.id), info.model_dump_json())
@@ -123,7 +118,7 @@ class DatasetStore:
         pipe.zrem(self.keys.datasets_index(tenant), dataset_id)
         pipe.zrem(self.keys.datasets_used(), dataset_id)
         pipe.execute()
-        dataset_path(self.artifacts_dir, dataset_id).unlink(missing_ok=True)
+        self.artifacts.delete(dataset_key(dataset_id))
 
     def unused_since(self, cutoff: float, limit: int = 100) -> list[str]:
         """Ids of datasets last used (uploaded or named by a submission) before ``cutoff``."""

@@ -95,13 +95,14 @@ class AttemptStore:
             )
         )
 
-    def settle(self, job_id: str, fields: dict[str, Any] | None = None) -> tuple[JobRecord, bool] | None:
+    def settle(self, job_id: str) -> tuple[JobRecord, bool] | None:
         """Deal with an expired lease, and say whether the job's message must be sent (again).
 
         A running job is requeued under a dispatch deadline, or, cancelling or out of attempts,
-        ended with ``fields`` (its model) under a new attempt number, so that the lost attempt,
-        should it wake up, can write nothing, its model file included. A queued job whose
-        dispatch deadline passed gets a new one. None when the lease turned out to be live.
+        ended under a new attempt number, so that the lost attempt, should it wake up, can write
+        nothing, its model included; the ending names its last checkpoint, which its follow-ups
+        make its model (``shared.jobs.endings``). A queued job whose dispatch deadline passed
+        gets a new one. None when the lease turned out to be live.
         """
         dispatch = self.store.dispatch_seconds
 
@@ -121,7 +122,9 @@ class AttemptStore:
                     pipe, current, to, current.attempt, reason, changes, dispatch
                 )
                 return settled, True
-            changes |= fields or {}
+            checkpoint = self.store.last_checkpoint(pipe, current)
+            if checkpoint is not None:
+                changes["model_checkpoint"] = checkpoint.model_dump()
             return self.store.write_transition(pipe, current, to, current.attempt + 1, reason, changes), False
 
         return self.store.transact(job_id, step, self.store.keys.leases())

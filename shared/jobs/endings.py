@@ -1,5 +1,6 @@
-"""What follows a job's ending, written once: its checkpoints are deleted (its model stays), its
-study's next held jobs are sent, and its study ends with its last job.
+"""What follows a job's ending, written once: a job that ended without its worker gets its last
+checkpoint as its model, its checkpoints are deleted (its model stays), its study's next held
+jobs are sent, and its study ends with its last job.
 
 Every transition that ends a job (a worker's result, a cancel, the reaper's verdict on a lost
 worker) also enters the job in the endings outbox, in the same transaction
@@ -11,11 +12,18 @@ heartbeat.
 """
 
 import logging
-from pathlib import Path
 
-from shared.artifacts import clear_checkpoints
 from shared.errors import JobNotFound
 from shared.logs import job_fields
+from shared.models.jobs import CheckpointRef, JobRecord
+from shared.storage.base import ArtifactStore
+from shared.storage.layout import (
+    CHECKPOINT_INFERENCE_MODEL_FILE,
+    CHECKPOINT_MODEL_FILE,
+    checkpoint_key,
+    checkpoints_prefix,
+    model_key,
+)
 from shared.studies.store import StudyStore
 
 log = logging.getLogger(__name__)
@@ -28,8 +36,10 @@ BATCH = 100
 class Endings:
     """Settles ended jobs: ``settle`` does the follow-ups of every ending that is due."""
 
-    def __init__(self, studies: StudyStore, artifacts_dir: Path, hold_seconds: float = HOLD_SECONDS) -> None:
-        self.studies, self.store, self.artifacts_dir = studies, studies.store, artifacts_dir
+    def __init__(
+        self, studies: StudyStore, artifacts: ArtifactStore, hold_seconds: float = HOLD_SECONDS
+    ) -> None:
+        self.studies, self.store, self.artifacts = studies, studies.store, artifacts
         self.hold_seconds = hold_seconds
 
     def settle(self) -> list[str]:
@@ -50,11 +60,31 @@ class Endings:
 
     def follow_up(self, job_id: str) -> None:
         """What follows the ending of job ``job_id``."""
-        clear_checkpoints(self.artifacts_dir, job_id)
         try:
-            study = self.store.get(job_id).study
-        except JobNotFound:  # deleted since: nothing of it is left to follow up
+            job = self.store.get(job_id)
+        except JobNotFound:  # deleted since: nothing of it is left to follow up but its files
+            self.artifacts.delete_prefix(checkpoints_prefix(job_id))
             return
-        if study is not None:
-            self.studies.let_go_on(study.id)
-            self.studies.end_if_done(study.id)
+        if job.model_checkpoint is not None and not job.has_model:
+            self.promote(job, job.model_checkpoint)
+        self.artifacts.delete_prefix(checkpoints_prefix(job_id))
+        if job.study is not None:
+            self.studies.let_go_on(job.study.id)
+            self.studies.end_if_done(job.study.id)
+
+    def promote(self, job: JobRecord, checkpoint: CheckpointRef) -> None:
+        """Make the checkpoint the model of the job's final attempt. Only the transition that ended
+        the job names the checkpoint, so only the process that won the job's settling starts
+        this; a copy within the store, safe to do twice."""
+        target = model_key(job.id, job.attempt)
+        for file in (CHECKPOINT_INFERENCE_MODEL_FILE, CHECKPOINT_MODEL_FILE):
+            source = checkpoint_key(job.id, checkpoint.attempt, checkpoint.epoch, file)
+            if self.artifacts.copy(source, target):
+                self.store.mark_model(job.id)
+                return
+        log.warning(
+            "job %s: the checkpoint of epoch %d is missing; the job has no model",
+            job.id,
+            checkpoint.epoch,
+            extra=job_fields(job.id),
+        )

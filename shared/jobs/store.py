@@ -19,6 +19,7 @@ from shared.models.jobs import (
     ACTIVE_STATUSES,
     NEXT_STATUSES,
     BestEpoch,
+    CheckpointRef,
     EpochRecord,
     JobRecord,
     JobStatus,
@@ -210,6 +211,26 @@ class JobStore:
         )
         run(pipe, writes)
         return record
+
+    def last_checkpoint(self, client: Redis | Pipeline, record: JobRecord) -> CheckpointRef | None:
+        """The checkpoint committed with the job's last epoch record (read on ``client``, a
+        watching pipeline inside a transaction); None before any epoch."""
+        epoch = record.progress.epoch
+        raw = client.lindex(self.keys.epochs(record.id), epoch - 1) if epoch else None
+        if raw is None:
+            return None
+        return CheckpointRef(attempt=EpochRecord.model_validate_json(str(raw)).attempt, epoch=epoch)
+
+    def mark_model(self, job_id: str) -> None:
+        """The model of an ended job is in the store now (copied from its last checkpoint);
+        ``JobNotFound`` for a job deleted meanwhile (whose hash is not made again)."""
+
+        def step(pipe: Pipeline, current: JobRecord) -> None:
+            pipe.multi()
+            pipe.hset(self.keys.job(job_id), "has_model", json.dumps(True))
+            pipe.execute()
+
+        self.transact(job_id, step)
 
     def append_epoch(self, job_id: str, record: EpochRecord, best: BestEpoch | None) -> bool:
         """Add the record of epoch ``record.epoch``, fenced by its attempt.

@@ -168,6 +168,13 @@ class StudyMembership(BaseModel):
     variant: str
 
 
+class CheckpointRef(BaseModel):
+    """An epoch checkpoint: the attempt that wrote it and its epoch."""
+
+    attempt: int = Field(ge=1)
+    epoch: int = Field(ge=1)
+
+
 class JobRecord(BaseModel):
     """Everything stored about a job but its transitions and epoch records."""
 
@@ -184,6 +191,11 @@ class JobRecord(BaseModel):
     result: JobResult | None = None
     error: JobErrorInfo | None = None
     has_model: bool = False
+    model_checkpoint: CheckpointRef | None = Field(
+        None,
+        description="For a job that ended without its worker: the checkpoint its model is copied from "
+        "(by the ending's follow-ups, which then set has_model).",
+    )
     study: StudyMembership | None = None
     network: NetworkSummary | None = Field(
         None, description="The network as planned on the dataset at submit time (null for older jobs)."

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from shared.artifacts import dataset_path, job_dir
+from shared.storage.layout import dataset_key
 from tests.api.test_datasets import npz, upload
 from tests.e2e.stack import Stack
 from tests.helpers import learnable_images, tiny_spec, wait_for
@@ -48,12 +48,12 @@ def test_what_is_past_its_retention_goes_with_its_files(stack: Stack, client: ht
     artifacts = Path(stack.env["ARTIFACTS_DIR"])
     for job in study["jobs"]:
         assert gone(client, f"/v1/jobs/{job['job_id']}")
-        assert not job_dir(artifacts, job["job_id"]).exists()
+        assert not (artifacts / job["job_id"]).exists()
     assert study["id"] not in [s["id"] for s in client.get("/v1/studies").json()["items"]]
     wait_for(lambda: gone(client, f"/v1/datasets/{studied}"), timeout=30, what="its dataset to go")
     assert gone(client, f"/v1/datasets/{unused}")
-    assert not dataset_path(artifacts, studied).exists()
-    assert not dataset_path(artifacts, unused).exists()
+    assert not (artifacts / dataset_key(studied)).exists()
+    assert not (artifacts / dataset_key(unused)).exists()
     assert client.get(f"/v1/datasets/{queued_on}").status_code == 200, "a queued job names it"
-    assert dataset_path(artifacts, queued_on).exists()
+    assert (artifacts / dataset_key(queued_on)).exists()
     assert client.get(f"/v1/jobs/{kept_job}").json()["status"] == "queued"

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 from keras import ops
 
-from shared.artifacts import model_path, promote_checkpoint
 from shared.models.network import DataShape
 from shared.models.spec import JobSpec
+from shared.storage.layout import CHECKPOINT_INFERENCE_MODEL_FILE, checkpoint_key, model_key
+from shared.storage.local import LocalStore
 from tests.helpers import mnist_model
 from tests.plain_keras import predict_with_plain_keras
 from worker.augmentation import AffineDraw, RandomAffine, affine_rows, has_augmentation, without_augmentation
+from worker.cache import ArtifactCache
 from worker.checkpoints import Checkpoint, Checkpointer, load_checkpoint, save_model
 from worker.data import fit_zca
 from worker.model import build_model, compile_model
@@ -142,8 +144,9 @@ def test_the_model_has_one_augmentation_layer_only_when_the_spec_asks() -> None:
 
 def test_a_checkpoint_keeps_the_layer_and_resumes_its_random_stream(tmp_path: Path) -> None:
     model = augmented_model()
-    Checkpointer(tmp_path, "job", 1).save(1, Checkpoint(model, {"elapsed_seconds": 1.0}, None))
-    loaded = load_checkpoint(tmp_path, "job", 1, 1).model
+    artifacts = LocalStore(tmp_path)
+    Checkpointer(artifacts, "job", 1).save(1, Checkpoint(model, {"elapsed_seconds": 1.0}, None))
+    loaded = load_checkpoint(ArtifactCache(artifacts, tmp_path / "cache", 1 << 30), "job", 1, 1).model
     layer = loaded.get_layer("augmentation")
     assert isinstance(layer, RandomAffine)
     assert layer.get_config() == model.get_layer("augmentation").get_config()
@@ -174,7 +177,7 @@ def test_the_model_without_augmentation_shares_the_weights_and_predicts_the_same
 
 def test_a_saved_job_model_loads_in_a_process_that_knows_only_keras(tmp_path: Path) -> None:
     model = augmented_model()
-    save_model(model, tmp_path / "model.keras")
+    save_model(model, LocalStore(tmp_path), "model.keras")
     x = np.random.default_rng(3).integers(0, 256, (5, 28, 28)).astype(np.float32)
     predictions, layers = predict_with_plain_keras(tmp_path / "model.keras", x)
     assert "RandomAffine" not in layers
@@ -184,10 +187,12 @@ def test_a_saved_job_model_loads_in_a_process_that_knows_only_keras(tmp_path: Pa
 
 def test_a_checkpoint_s_model_for_users_loads_in_a_process_that_knows_only_keras(tmp_path: Path) -> None:
     model = augmented_model()
-    Checkpointer(tmp_path, "job", 1).save(1, Checkpoint(model, {}, None))
-    assert promote_checkpoint(tmp_path, "job", 1, 1, into_attempt=2)
+    artifacts = LocalStore(tmp_path)
+    Checkpointer(artifacts, "job", 1).save(1, Checkpoint(model, {}, None))
+    # What a job that ended without its worker is given as its model (shared.jobs.endings).
+    assert artifacts.copy(checkpoint_key("job", 1, 1, CHECKPOINT_INFERENCE_MODEL_FILE), model_key("job", 2))
     x = np.random.default_rng(4).integers(0, 256, (5, 28, 28)).astype(np.float32)
-    predictions, layers = predict_with_plain_keras(model_path(tmp_path, "job", 2), x)
+    predictions, layers = predict_with_plain_keras(artifacts.path(model_key("job", 2)), x)
     assert "RandomAffine" not in layers
     assert np.allclose(predictions, model.predict(x, verbose=0), atol=1e-5)
 

@@ -10,6 +10,8 @@ from shared.errors import TrainingError
 from shared.jobs.store import JobStore
 from shared.models.jobs import JobRecord, JobStatus, StopReason, new_job_id
 from shared.models.spec import JobSpec
+from shared.storage.local import LocalStore
+from worker.cache import ArtifactCache
 from worker.callbacks import EpochRecorder, StopController
 from worker.checkpoints import Checkpointer, load_checkpoint
 
@@ -34,7 +36,7 @@ def make_recorder(
     folder: Path,
     monitor: tuple[str, str] = ("val_accuracy", "max"),
 ) -> EpochRecorder:
-    checkpointer = Checkpointer(folder, job_id, 1)
+    checkpointer = Checkpointer(LocalStore(folder), job_id, 1)
     return EpochRecorder(
         store, job_id, 1, controller, checkpointer, None, train_samples=64, monitor=monitor, retry_seconds=5
     )
@@ -88,6 +90,8 @@ def test_every_epoch_is_recorded_with_the_best_so_far(store: JobStore, tmp_path:
     assert recorder.last_epoch == 3
     kept = sorted(path.name for path in (tmp_path / job_id / "checkpoints").iterdir())
     assert kept == ["attempt-1-epoch-0002", "attempt-1-epoch-0003"], "older ones are pruned"
-    checkpoint = load_checkpoint(tmp_path, job_id, 1, 3)
+    checkpoint = load_checkpoint(
+        ArtifactCache(LocalStore(tmp_path), tmp_path / "cache", 1 << 30), job_id, 1, 3
+    )
     assert checkpoint.state["elapsed_seconds"] > 0
     assert checkpoint.model.optimizer.iterations.numpy() == 3 * 8

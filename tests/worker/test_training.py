@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from shared.models.datasets import BUILTIN_SHAPES
 from shared.models.network import DataShape, NetworkInfeasible
 from shared.models.spec import JobSpec
+from shared.storage.local import LocalStore
 from tests.helpers import mnist_model
 from worker.checkpoints import save_model
 from worker.data import fit_zca
@@ -72,7 +73,7 @@ def test_zca_layer_survives_save_and_load(tmp_path: Path) -> None:
     images = rng.integers(0, 255, size=(400, 28, 28)).astype(np.uint8)
     spec = spec_of(model={"hidden_layers": [16]}, regularization={"augmentation": {"zca_whitening": True}})
     model = mnist_model(spec, fit_zca(images, 1e-2))
-    save_model(model, tmp_path / "job" / "model.keras")
+    save_model(model, LocalStore(tmp_path), "job/model.keras")
     loaded = keras.models.load_model(tmp_path / "job" / "model.keras")
     assert loaded.get_layer("zca_whitening").trainable is False
     x = images[:8].astype("float32")

@@ -7,18 +7,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.artifacts import dataset_path
 from shared.datasets.formats import UploadedArrays
 from shared.datasets.store import DatasetStore
 from shared.jobs.store import JobStore
 from shared.models.datasets import DatasetInfo
 from shared.models.jobs import JobRecord, JobStatus, new_job_id
 from shared.models.spec import JobSpec
+from shared.storage.layout import dataset_key
+from shared.storage.local import LocalStore
 
 
 @pytest.fixture
 def datasets(store: JobStore, tmp_path: Path) -> DatasetStore:
-    return DatasetStore(store, tmp_path)
+    return DatasetStore(store, LocalStore(tmp_path))
 
 
 def saved(datasets: DatasetStore) -> DatasetInfo:
@@ -39,7 +40,7 @@ def test_an_unused_dataset_goes_with_its_file(datasets: DatasetStore) -> None:
     assert datasets.unused_since(time.time() - 60) == [], "used when it was uploaded"
     assert datasets.expire_unused(info.id, later)
     assert datasets.for_tenant("t1") == []
-    assert not dataset_path(datasets.artifacts_dir, info.id).exists()
+    assert datasets.artifacts.size(dataset_key(info.id)) is None
     assert datasets.unused_since(later) == []
 
 

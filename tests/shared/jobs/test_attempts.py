@@ -7,7 +7,7 @@ import pytest
 from shared.errors import StaleAttempt
 from shared.jobs.attempts import AttemptStore
 from shared.jobs.store import JobStore
-from shared.models.jobs import JobRecord, JobStatus, new_job_id
+from shared.models.jobs import CheckpointRef, JobRecord, JobStatus, new_job_id
 from shared.models.spec import JobSpec
 from shared.redis.clock import redis_seconds
 from tests.helpers import epoch_record as epoch
@@ -131,19 +131,23 @@ def test_a_job_that_loses_its_last_attempt_fails_under_a_new_attempt_number(atte
         attempts.store.change_status(job_id, JobStatus.SUCCEEDED, attempt=2)
 
 
-def test_a_cancelling_job_whose_worker_is_lost_ends_cancelled(attempts: AttemptStore) -> None:
+def test_a_cancelling_job_whose_worker_is_lost_ends_cancelled_naming_its_last_checkpoint(
+    attempts: AttemptStore,
+) -> None:
     job_id = queued_job(attempts.store)
     attempts.claim(job_id)
+    attempts.store.append_epoch(job_id, epoch(1, attempt=1), None)
     attempts.store.change_status(job_id, JobStatus.CANCELLING)
     expire(attempts, job_id)
-    outcome = attempts.settle(job_id, {"has_model": True})
+    outcome = attempts.settle(job_id)
     assert outcome is not None
     settled, send = outcome
     assert (settled.status, settled.stop_reason, settled.has_model) == (
         JobStatus.CANCELLED,
         "cancelled",
-        True,
+        False,
     )
+    assert settled.model_checkpoint == CheckpointRef(attempt=1, epoch=1), "its follow-ups make it the model"
     assert (settled.attempt, send) == (2, False)
 
 

@@ -13,12 +13,13 @@ from shared.models.jobs import JobStatus
 from shared.models.spec import JobSubmission
 from shared.queue import create_celery_app, queue_depths
 from shared.settings import Settings
+from shared.storage.local import LocalStore
 from tests.helpers import free_port, tiny_spec
 
 
 @pytest.fixture
 def datasets(store: JobStore, tmp_path: Path) -> DatasetStore:
-    return DatasetStore(store, tmp_path)
+    return DatasetStore(store, LocalStore(tmp_path))
 
 
 def on_broker(settings: Settings, store: JobStore, redis_url: str) -> Dispatch:
