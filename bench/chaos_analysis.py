@@ -119,13 +119,15 @@ def idle_seconds(samples: Sequence[IdleSample], start: float, end: float) -> flo
 
 def affected(fault: Fault, waits: Sequence[Wait], requeue_window: float) -> list[Wait]:
     """The stays a fault touched: waiting when it was back, or requeued because of it (a lost
-    lease is found up to ``requeue_window`` seconds after the kill)."""
+    lease is found up to ``requeue_window`` seconds after the kill). An API restart costs no
+    lease, so no requeue is put down to it."""
     found = []
     for wait in waits:
         if wait.started_at is not None and wait.started_at <= fault.back_at:
             continue
         waiting = wait.queued_at <= fault.back_at
-        lost_here = wait.requeued and fault.killed_at <= wait.queued_at <= fault.back_at + requeue_window
+        in_window = fault.killed_at <= wait.queued_at <= fault.back_at + requeue_window
+        lost_here = wait.requeued and fault.kind != "api" and in_window
         if waiting or lost_here:
             found.append(wait)
     return found

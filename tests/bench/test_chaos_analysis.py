@@ -95,6 +95,8 @@ def test_a_fault_touches_jobs_waiting_when_it_was_over_and_jobs_it_requeued() ->
     submitted_after = Wait("d", queued_at=104, started_at=105, requeued=False)
     found = affected(fault, [waiting, requeued, started_before, submitted_after], requeue_window=9)
     assert [w.job_id for w in found] == ["a", "b"]
+    api_restart = Fault("api", killed_at=100, back_at=100, detail="")
+    assert [w.job_id for w in affected(api_restart, [waiting, requeued], requeue_window=9)] == ["a"]
 
 
 def test_messages_are_counted_from_celery_s_received_lines() -> None:
