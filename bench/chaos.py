@@ -20,7 +20,7 @@ from bench.chaos_analysis import Fault, messages_per_job
 from bench.chaos_client import (
     RETRY,
     CountingTransport,
-    IdleSampler,
+    WorkerSampler,
     Workload,
     shuffled_specs,
     study_request,
@@ -127,7 +127,7 @@ def soak(stack: ChaosStack, args: argparse.Namespace) -> SoakRun:
     follower = KJobsClient(stack.api_url, api_key, retry=RETRY, timeout=30.0)
     window = args.window or args.workers + 1
     workload = Workload(submitter, follower, specs, study, window, random.Random(args.seed + 1))
-    sampler = IdleSampler(stack.api_url, operator_token())
+    sampler = WorkerSampler(stack.api_url, operator_token())
     faults: list[Fault] = []
     t0, stop = time.time(), threading.Event()
     workload.deadline = time.monotonic() + args.chaos_seconds + args.settle_seconds

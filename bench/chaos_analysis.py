@@ -2,16 +2,16 @@
 queue from its transitions, and, for each restart, the longest any job waited past it.
 
 A wait is judged two ways. Its length past the restart is the issue's figure, but it also
-counts time spent behind busy workers, which no dispatch deadline is about. So each wait also
-has its *idle-worker* part: the time in it while /readyz (sampled every second) showed a live
-worker idle. A job whose message was lost waits with a worker idle until its deadline; a job
-behind a backlog waits with every worker busy.
+counts time spent behind busy workers or with no worker alive at all, which no dispatch deadline
+is about. So each wait also has its *idle-worker* part: the time in it while /readyz (sampled
+every second) showed a live worker idle. A job whose message was lost waits with a worker idle
+until its deadline; a job behind a backlog waits with every worker busy, or none alive.
 """
 
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -34,11 +34,21 @@ class Fault:
 
 
 @dataclass(frozen=True)
-class IdleSample:
-    """One look at /readyz: live cpu workers and how many were idle; None when it did not answer."""
+class WorkerSample:
+    """One look at /readyz: live cpu workers and how many of them were idle; None for both when
+    it did not answer."""
 
     at: float
+    live: int | None
     idle: int | None
+
+    def none_live(self) -> bool:
+        """No worker was alive (none had a heartbeat in the last three beats)."""
+        return self.live == 0
+
+    def some_idle(self) -> bool:
+        """A live worker was idle."""
+        return bool(self.idle)
 
 
 @dataclass(frozen=True)
@@ -108,11 +118,14 @@ def study_releases(jobs: Sequence[JobView], max_parallel: int) -> dict[str, floa
     return {job_id: endings[k] for k, job_id in enumerate(held) if k < len(endings)}
 
 
-def idle_seconds(samples: Sequence[IdleSample], start: float, end: float) -> float:
-    """Seconds in [start, end) during which a sample showed an idle live worker."""
+def seconds_when(
+    samples: Sequence[WorkerSample], start: float, end: float, seen: Callable[[WorkerSample], bool]
+) -> float:
+    """Seconds in [start, end) during which the samples showed ``seen`` (each sample stands for
+    the time until the next, unless they are too far apart to tell)."""
     total = 0.0
     for sample, following in pairwise(samples):
-        if sample.idle and following.at - sample.at <= MAX_SAMPLE_GAP_SECONDS:
+        if seen(sample) and following.at - sample.at <= MAX_SAMPLE_GAP_SECONDS:
             total += max(0.0, min(following.at, end) - max(sample.at, start))
     return total
 
@@ -136,24 +149,28 @@ def affected(fault: Fault, waits: Sequence[Wait], requeue_window: float) -> list
 def fault_waits(
     fault: Fault,
     waits: Sequence[Wait],
-    samples: Sequence[IdleSample],
+    samples: Sequence[WorkerSample],
     requeue_window: float,
     ended_at: float,
 ) -> dict[str, Any]:
-    """The longest wait past one restart, and the longest idle-worker time in a wait past it."""
+    """The longest wait past one restart (and how much of it no worker was alive), and the
+    longest idle-worker time in any wait past it."""
+    longest: tuple[float, Wait | None] = (0.0, None)
+    idlest: tuple[float, Wait | None] = (0.0, None)
     touched = affected(fault, waits, requeue_window)
-    longest: tuple[float, str | None] = (0.0, None)
-    idlest: tuple[float, str | None] = (0.0, None)
     for wait in touched:
         started = wait.started_at if wait.started_at is not None else ended_at
-        past = started - fault.back_at
-        idle = idle_seconds(samples, max(wait.queued_at, fault.back_at), started)
-        longest = max(longest, (past, wait.job_id), key=lambda pair: pair[0])
-        idlest = max(idlest, (idle, wait.job_id), key=lambda pair: pair[0])
+        idle = seconds_when(samples, max(wait.queued_at, fault.back_at), started, WorkerSample.some_idle)
+        longest = max(longest, (started - fault.back_at, wait), key=lambda pair: pair[0])
+        idlest = max(idlest, (idle, wait), key=lambda pair: pair[0])
+    worst = longest[1]
+    until = (worst.started_at or ended_at) if worst else fault.back_at
+    no_worker = seconds_when(samples, fault.back_at, until, WorkerSample.none_live)
     return {
         "jobs_waiting": len(touched),
         "longest_wait_s": round(longest[0], 1),
-        "longest_wait_job": longest[1],
+        "longest_wait_job": worst and worst.job_id,
+        "longest_wait_no_live_worker_s": round(no_worker, 1),
         "longest_idle_worker_wait_s": round(idlest[0], 1),
-        "longest_idle_worker_wait_job": idlest[1],
+        "longest_idle_worker_wait_job": idlest[1] and idlest[1].job_id,
     }

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import httpx
 
 from api.schemas import JobView, StudyView
-from bench.chaos_analysis import IdleSample
+from bench.chaos_analysis import WorkerSample
 from client.errors import ApiError, KJobsError, ServiceUnreachable
 from client.retry import NO_RETRIES, RetryPolicy
 from client.sync_client import KJobsClient
@@ -193,28 +193,30 @@ class Workload:
 
 
 @dataclass
-class IdleSampler:
-    """Looks at /readyz every second: how many live cpu workers are idle."""
+class WorkerSampler:
+    """Looks at /readyz every second: how many cpu workers are alive, and how many idle."""
 
     url: str
     token: str
-    samples: list[IdleSample] = field(default_factory=list)
+    samples: list[WorkerSample] = field(default_factory=list)
 
     def run(self, stop: threading.Event) -> None:
         """Sample until ``stop`` is set."""
         with KJobsClient(self.url, "unused", retry=NO_RETRIES, timeout=2.0) as client:
             while not stop.is_set():
-                self.samples.append(IdleSample(time.time(), self._idle(client)))
+                self.samples.append(self._look(client))
                 stop.wait(1.0)
 
-    def _idle(self, client: KJobsClient) -> int | None:
+    def _look(self, client: KJobsClient) -> WorkerSample:
+        at = time.time()
         try:
             readiness = client.ready(self.token)
         except KJobsError:
-            return None
+            return WorkerSample(at, None, None)
         if not readiness.ready:
-            return None
-        return sum(1 for w in readiness.live_workers if w.status == "idle" and "cpu" in w.queues)
+            return WorkerSample(at, None, None)
+        live = [w for w in readiness.live_workers if "cpu" in w.queues]
+        return WorkerSample(at, len(live), sum(1 for w in live if w.status == "idle"))
 
 
 def shuffled_specs(count: int, epochs: int, train_limit: int, seed: int) -> list[dict[str, Any]]:

@@ -9,8 +9,8 @@ from typing import Any
 from api.schemas import JobView
 from bench.chaos_analysis import (
     Fault,
-    IdleSample,
     Wait,
+    WorkerSample,
     epoch_problems,
     fault_waits,
     queue_waits,
@@ -27,6 +27,7 @@ FAULT_COLUMNS = (
     "jobs_waiting",
     "longest_wait_s",
     "longest_wait_job",
+    "longest_wait_no_live_worker_s",
     "longest_idle_worker_wait_s",
 )
 # A lost lease is found within the lease, one heartbeat of the reaper and a little slack.
@@ -42,7 +43,7 @@ class SoakRun:
     ended: float
     workload: Workload
     faults: list[Fault]
-    samples: list[IdleSample]
+    samples: list[WorkerSample]
     records: dict[str, list[int]]  # each job's epoch numbers, as listed
     messages: Counter[str]  # training messages each job came in, from the workers' logs
     posts: CountingTransport
@@ -165,7 +166,7 @@ def report(result: dict[str, Any]) -> None:
     deadline = result["options"]["deadline"]
     print_table(
         f"Waits past each restart (dispatch deadline {deadline:.0f} s)",
-        ["at s", "fault", "down s", "jobs touched", "longest wait s", "job", "idle-worker s"],
+        ["at s", "fault", "down s", "jobs", "longest wait s", "its job", "no worker s", "most idle-worker s"],
         [[_cell(f[column]) for column in FAULT_COLUMNS] for f in result["faults"]],
     )
     for name in ("epoch_problems", "not_succeeded", "messages_other_than_attempts"):

@@ -7,13 +7,13 @@ from typing import Any
 from api.schemas import JobView
 from bench.chaos_analysis import (
     Fault,
-    IdleSample,
     Wait,
+    WorkerSample,
     affected,
     epoch_problems,
-    idle_seconds,
     messages_per_job,
     queue_waits,
+    seconds_when,
 )
 from shared.models.jobs import StopReason
 from tests.helpers import tiny_spec
@@ -81,10 +81,18 @@ def test_a_held_job_waits_from_its_release() -> None:
     assert wait.queued_at == 1_800_000_025
 
 
-def test_idle_seconds_count_only_samples_with_an_idle_worker_close_together() -> None:
-    samples = [IdleSample(0, 0), IdleSample(1, 1), IdleSample(2, 1), IdleSample(3, None), IdleSample(9, 1)]
-    assert idle_seconds(samples, 0, 10) == 2.0  # 1-2 and 2-3; 9 has no next sample
-    assert idle_seconds(samples, 1.5, 10) == 1.5
+def test_seconds_are_counted_between_samples_close_together() -> None:
+    samples = [
+        WorkerSample(0, 0, 0),
+        WorkerSample(1, 2, 1),
+        WorkerSample(2, 1, 1),
+        WorkerSample(3, None, None),
+        WorkerSample(9, 1, 1),
+    ]
+    assert seconds_when(samples, 0, 10, WorkerSample.some_idle) == 2.0  # 1-2, 2-3; 9 has no next
+    assert seconds_when(samples, 1.5, 10, WorkerSample.some_idle) == 1.5
+    assert seconds_when(samples, 0, 10, WorkerSample.none_live) == 1.0
+    assert seconds_when(samples, 3, 10, WorkerSample.some_idle) == 0.0  # 3 to 9: nobody could tell
 
 
 def test_a_fault_touches_jobs_waiting_when_it_was_over_and_jobs_it_requeued() -> None:
