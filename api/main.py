@@ -33,6 +33,8 @@ from api.services import SERVICES, Services
 from shared.logs import configure_logging
 from shared.ops.redis_contract import log_findings
 from shared.settings import get_settings
+from shared.storage.base import StoreUnavailable
+from shared.storage.probe import Handshake
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
     elif settings.operator_token is None:
         log.warning("OPERATOR_TOKEN is not set: /metrics and /readyz refuse every request")
     check_redis_contract(services)
+    check_artifacts(services)
     # What exists now (modules, the app, its routes and models) lives as long as the process.
     # Frozen, it is no longer walked by every full garbage collection: a pause of tens of
     # milliseconds otherwise, which every request in flight waits out (the p99 under load).
@@ -70,6 +73,17 @@ def check_redis_contract(services: Services) -> None:
         log_findings(services.redis_contract.current(), log)
     except RedisError as exc:
         log.warning("Redis did not answer at start (%s); /readyz reports its contract once it does", exc)
+
+
+def check_artifacts(services: Services) -> None:
+    """Probe the artifact store and leave the API's probe object that workers check they see;
+    the API starts either way, and /readyz says not ready while the store cannot be used."""
+    if not services.artifacts_watch.current().ok:
+        return
+    try:
+        Handshake(services.artifacts, services.store.redis, services.store.keys).publish()
+    except (RedisError, StoreUnavailable) as exc:
+        log.warning("the API's probe object was not left for the workers (%s); it is at the next start", exc)
 
 
 def create_app() -> Starlette:

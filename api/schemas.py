@@ -5,6 +5,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, Field
 
+from shared.models.artifacts import StoreStatus
 from shared.models.devices import DeviceInfo
 from shared.models.jobs import (
     AttemptWorker,
@@ -152,6 +153,11 @@ class Readiness(BaseModel):
     live_workers: list[WorkerView] = Field(
         default_factory=list,
         description="The live workers; no job ids (`GET /v1/workers` shows the caller's).",
+    )
+    artifacts: StoreStatus | None = Field(
+        None,
+        description="The artifact store as this API process last probed it (at most every 30 s); not "
+        "ready while it cannot be used; `null` while Redis is unreachable.",
     )
     redis_contract: RedisContract | None = Field(
         None,

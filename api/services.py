@@ -21,6 +21,7 @@ from shared.redis.channels import ChannelHub
 from shared.redis.connection import STREAM_CONNECTIONS, connect_async
 from shared.settings import Settings
 from shared.storage import ArtifactStore, open_store
+from shared.storage.probe import StoreWatch
 from shared.studies.store import StudyStore
 from shared.webhooks.claims import DeliveryClaims
 from shared.webhooks.secrets import WebhookSecrets
@@ -42,6 +43,8 @@ class Services:
     studies: StudyStore
     datasets: DatasetStore
     artifacts: ArtifactStore
+    artifacts_watch: StoreWatch
+    """The artifact store's probe (``/readyz`` reports it)."""
     workers: WorkerRegistry
     redis_contract: ContractWatch
     """What Redis is, as the Redis contract asks (``/readyz`` reports it)."""
@@ -77,6 +80,7 @@ class Services:
                 DatasetQuota(settings.max_datasets_per_tenant, settings.max_dataset_bytes_per_tenant),
             ),
             artifacts=artifacts,
+            artifacts_watch=StoreWatch(artifacts),
             workers=workers,
             redis_contract=ContractWatch(redis),
             deliveries=DeliveryClaims(redis, keys),

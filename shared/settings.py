@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         description="The artifact store's folder when ARTIFACTS_URL is unset: every API and worker "
         "process must see the same one (shared storage, across hosts).",
     )
+    artifacts_check_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long a starting worker tries an artifact store it cannot use before it refuses "
+        "to start.",
+    )
     cache_dir: Path = Field(
         Path("artifacts-cache"),
         description="Where a worker keeps checked copies of what it reads from an object store.",

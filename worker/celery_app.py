@@ -44,6 +44,7 @@ from worker.heartbeat import Heartbeat
 from worker.reaper import Reaper
 from worker.redis_gate import check_redis
 from worker.retention import RetentionSweep
+from worker.store_gate import check_store
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +126,14 @@ def attempt_worker() -> AttemptWorker | None:
 
 
 @worker_init.connect  # type: ignore[untyped-decorator]
-def _check_redis(**_: Any) -> None:
+def _check_stores(**_: Any) -> None:
     # Sent in the worker's main process before its pool starts (so before Keras loads) and before
-    # it consumes anything: a worker that refuses its Redis has taken no task. Celery's logging
-    # is set up only later, so the refusal is logged with ours.
+    # it consumes anything: a worker that refuses its Redis or its artifact store has taken no
+    # task. Celery's logging is set up only later, so the refusal is logged with ours.
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     check_redis(settings)
+    check_store(settings)
 
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]

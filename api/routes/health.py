@@ -27,14 +27,15 @@ def get_liveness() -> Health:
     dependencies=[Depends(require_operator)],
     responses={
         **OPERATOR_RESPONSE,
-        503: {"model": Readiness, "description": "Redis cannot be reached"},
+        503: {"model": Readiness, "description": "Redis cannot be reached, or the artifact store used"},
     },
     summary="Readiness (operator token)",
 )
 def get_readiness(services: ServicesDep, response: Response) -> Readiness:
-    """Ready when Redis answers; also lists the live workers (without job ids), counts them per
-    queue, and says how Redis meets the service's contract (`redis_contract`: an evicting Redis
-    is not ok, though the API stays ready). Needs the operator token (`OPERATOR_TOKEN`)."""
+    """Ready when Redis answers and the artifact store can be used (`artifacts`); also lists the
+    live workers (without job ids), counts them per queue, and says how Redis meets the service's
+    contract (`redis_contract`: an evicting Redis is not ok, though the API stays ready). Needs
+    the operator token (`OPERATOR_TOKEN`)."""
     auth = "enabled" if services.settings.auth_enabled else "disabled"
     if auth == "disabled":
         log.warning("AUTH_ENABLED is false: the API accepts requests without a key")
@@ -44,6 +45,9 @@ def get_readiness(services: ServicesDep, response: Response) -> Readiness:
     except RedisError:
         response.status_code = 503
         return Readiness(ready=False, redis="unreachable", auth=auth, workers={})
+    artifacts = services.artifacts_watch.current()
+    if not artifacts.ok:
+        response.status_code = 503
     per_queue: dict[str, int] = {}
     for worker in workers:
         for queue in worker.queues:
@@ -51,5 +55,11 @@ def get_readiness(services: ServicesDep, response: Response) -> Readiness:
     # The operator is no tenant: no job is named.
     listed = worker_views(workers, services.store, tenant=None)
     return Readiness(
-        ready=True, redis="ok", auth=auth, workers=per_queue, live_workers=listed, redis_contract=contract
+        ready=artifacts.ok,
+        redis="ok",
+        auth=auth,
+        workers=per_queue,
+        live_workers=listed,
+        artifacts=artifacts,
+        redis_contract=contract,
     )

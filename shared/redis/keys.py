@@ -152,6 +152,11 @@ class RedisKeys:
         """String: the tenant's webhook signing secret and its creation time, as JSON."""
         return f"{self.prefix}:tenant:{tenant}:webhook-secret"
 
+    def artifacts_handshake(self) -> str:
+        """String: the token of the probe object the last API process to start left in the
+        artifact store, which workers check they see (``shared.storage.probe``)."""
+        return f"{self.prefix}:artifacts:handshake"
+
     def broker_prefix(self) -> str:
         """Prefix of Celery's own keys (queues, unacknowledged messages) on the broker."""
         return f"{self.prefix}:celery:"

@@ -242,7 +242,9 @@ def test_up_runs_the_demo_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) ->
         ready = readiness.json()
         (local_worker,) = ready.pop("live_workers")
         contract = ready.pop("redis_contract")
+        artifacts = ready.pop("artifacts")
         assert ready == {"ready": True, "redis": "ok", "auth": "enabled", "workers": {"cpu": 1, "gpu": 1}}
+        assert (artifacts["ok"], artifacts["url"]) == (True, (tmp_path / ".kjobs" / "artifacts").as_uri())
         kept = {"ok": True, "maxmemory_policy": "noeviction", "appendonly": True, "appendfsync": "everysec"}
         assert {name: contract[name] for name in kept} == kept
         assert [finding["setting"] for finding in contract["findings"]] == ["auth"], "loopback, no password"

@@ -44,16 +44,28 @@ class Stack:
     api: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)
 
     def start_worker(self, pool: str = "solo", **settings: str) -> subprocess.Popen[bytes]:
+        """A worker with ``settings`` over the stack's, once some worker is live."""
+        worker = self.spawn_worker(pool, **settings)
+        wait_for(self.cpu_workers, timeout=120, what="the worker")
+        return worker
+
+    def spawn_worker(self, pool: str = "solo", **settings: str) -> subprocess.Popen[bytes]:
+        """A worker process with ``settings`` over the stack's, not waited for; its log is
+        ``worker_log(name)``, its name the last of ``names``."""
         name = f"fault-{uuid.uuid4().hex[:6]}@localhost"
         command = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "-Q", "cpu"]
         command += ["--pool", pool, "--concurrency", "1", "--hostname", name, "-l", "INFO"]
-        with (self.folder / f"{name}.log").open("wb") as log:
+        with self.worker_log(name).open("wb") as log:
             worker = subprocess.Popen(command, env={**self.env, **settings}, stdout=log, stderr=log)
         self.workers.append(worker)
-        wait_for(self.cpu_workers, timeout=120, what="the worker")
+        self.names.append(name)
         return worker
+
+    def worker_log(self, name: str) -> Path:
+        return self.folder / f"{name}.log"
 
     @property
     def url(self) -> str:
@@ -73,8 +85,8 @@ class Stack:
 
 
 @contextmanager
-def stack_of(tmp_path: Path, datasets_dir: Path) -> Iterator[Stack]:
-    """A stack in ``tmp_path``, stopped at the end."""
+def stack_of(tmp_path: Path, datasets_dir: Path, **settings: str) -> Iterator[Stack]:
+    """A stack in ``tmp_path`` with ``settings`` over the faults' own, stopped at the end."""
     redis, api_port = RedisServer(tmp_path, append_only=True), free_port()
     env = {
         **os.environ,
@@ -84,6 +96,7 @@ def stack_of(tmp_path: Path, datasets_dir: Path) -> Iterator[Stack]:
         "ARTIFACTS_DIR": str(tmp_path / "artifacts"),
         "DATASETS_DIR": str(datasets_dir),
         "API_PORT": str(api_port),
+        **settings,
     }
     stack = Stack(tmp_path, env, redis)
     redis.start()
