@@ -4,13 +4,15 @@ The API sends tasks by name through an app made here, so it never imports the wo
 (or TensorFlow); the worker registers its tasks on an app made by the same factory.
 """
 
-from typing import get_args
+import ssl
+from typing import Any, get_args
 
 from celery import Celery
 from kombu import Queue  # type: ignore[attr-defined]
 from redis import Redis
 
 from shared.models.spec import QueueName
+from shared.redis.connection import sentinel_options, sentinels_of
 from shared.redis.keys import RedisKeys
 from shared.settings import Settings
 
@@ -36,12 +38,8 @@ def create_celery_app(settings: Settings) -> Celery:
         # A prefork child loads Keras when it starts (worker.celery_app), which takes seconds on a
         # busy machine: within Celery's default 4 s the parent kills it and forks another, forever.
         worker_proc_alive_timeout=120,
-        # Redis redelivers unacknowledged messages after this; it must outlast the longest job.
-        # Our key prefix on the broker's keys too, so deployments sharing a Redis never meet.
-        broker_transport_options={
-            "visibility_timeout": settings.broker_visibility_timeout,
-            "global_keyprefix": RedisKeys(settings.key_prefix).broker_prefix(),
-        },
+        broker_transport_options=transport_options(settings),
+        broker_use_ssl=broker_tls(settings),
         broker_connection_retry_on_startup=True,
         # A worker outlives any Redis outage: it reconnects for as long as it takes.
         broker_connection_max_retries=None,
@@ -60,6 +58,29 @@ def create_celery_app(settings: Settings) -> Celery:
         task_send_sent_event=True,
     )
     return app
+
+
+def transport_options(settings: Settings) -> dict[str, Any]:
+    """The Redis transport's options: redelivery after the longest job, our key prefix on the
+    broker's keys too (deployments sharing a Redis never meet), and, through Redis Sentinel, the
+    primary's name and the sentinels' password."""
+    options: dict[str, Any] = {
+        # Redis redelivers unacknowledged messages after this; it must outlast the longest job.
+        "visibility_timeout": settings.broker_visibility_timeout,
+        "global_keyprefix": RedisKeys(settings.key_prefix).broker_prefix(),
+    }
+    if sentinels_of(settings.redis_url) is not None:
+        options["master_name"] = settings.redis_sentinel_master
+        options["sentinel_kwargs"] = sentinel_options(settings)
+    return options
+
+
+def broker_tls(settings: Settings) -> dict[str, Any] | None:
+    """For a ``rediss://`` broker, TLS that checks the server's certificate (Celery refuses such
+    a URL without a word on it, unless the URL says ``ssl_cert_reqs``)."""
+    if not settings.redis_url.startswith("rediss://") or "ssl_cert_reqs" in settings.redis_url:
+        return None
+    return {"ssl_cert_reqs": ssl.CERT_REQUIRED}
 
 
 # Kombu keeps a queue's messages of each priority step in a list of its own.

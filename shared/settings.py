@@ -18,7 +18,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
     redis_url: str = Field(
-        "redis://127.0.0.1:6379/0", description="Redis for jobs, records and the Celery broker."
+        "redis://127.0.0.1:6379/0",
+        description="Redis for jobs, records and the Celery broker: redis://, rediss:// (TLS), or "
+        "sentinel://host:port;sentinel://host:port... for Redis Sentinel (with REDIS_SENTINEL_MASTER).",
+    )
+    redis_sentinel_master: str = Field(
+        "mymaster", description="With REDIS_URL=sentinel://...: the name the sentinels know the primary by."
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        None, description="With REDIS_URL=sentinel://...: the sentinels' own password, where they have one."
     )
     redis_connect_timeout_seconds: float = Field(2.0, gt=0, description="Redis connect timeout.")
     redis_socket_timeout_seconds: float = Field(2.0, gt=0, description="Redis command timeout.")

@@ -85,9 +85,12 @@ class Stack:
 
 
 @contextmanager
-def stack_of(tmp_path: Path, datasets_dir: Path, **settings: str) -> Iterator[Stack]:
-    """A stack in ``tmp_path`` with ``settings`` over the faults' own, stopped at the end."""
-    redis, api_port = RedisServer(tmp_path, append_only=True), free_port()
+def stack_of(
+    tmp_path: Path, datasets_dir: Path, primary: RedisServer | None = None, **settings: str
+) -> Iterator[Stack]:
+    """A stack in ``tmp_path`` with ``settings`` over the faults' own, stopped at the end; on
+    ``primary`` (a Redis started already, left running at the end) rather than a Redis of its own."""
+    redis, api_port = primary or RedisServer(tmp_path, append_only=True), free_port()
     env = {
         **os.environ,
         **FAULT_SETTINGS,
@@ -99,7 +102,8 @@ def stack_of(tmp_path: Path, datasets_dir: Path, **settings: str) -> Iterator[St
         **settings,
     }
     stack = Stack(tmp_path, env, redis)
-    redis.start()
+    if primary is None:
+        redis.start()
     keys = KeyStore(Redis(port=redis.port, decode_responses=True), RedisKeys(env["KEY_PREFIX"]))
     stack.headers = {"Authorization": f"Bearer {keys.create('faults')[1]}"}
     command = [
@@ -120,7 +124,8 @@ def stack_of(tmp_path: Path, datasets_dir: Path, **settings: str) -> Iterator[St
         for process in [*stack.workers, stack.api]:
             if process is not None and process.poll() is None:
                 stop(process)
-        redis.stop()
+        if primary is None:
+            redis.stop()
 
 
 def _serves(url: str) -> bool:

@@ -84,6 +84,7 @@ REDIS_CLIENTS = {
     "shared/ops/telemetry.py",
     "shared/queue.py",
     "shared/redis/channels.py",
+    "shared/storage/probe.py",  # the API's probe object, named in Redis for the workers
     "shared/redis/connection.py",
     "shared/redis/scripts.py",
     "shared/redis/watch.py",
