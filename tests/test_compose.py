@@ -70,7 +70,7 @@ def worker_plan(service: dict[str, Any], gpus: list[Gpu]) -> list[WorkerProcess]
 
 
 def test_services_are_exactly_these(services: dict[str, Any]) -> None:
-    assert set(services) == {"redis", "api", "worker-gpu", "worker-cpu"}
+    assert set(services) == {"redis", "minio", "minio-bucket", "api", "worker-gpu", "worker-cpu"}
 
 
 def test_redis_persists_never_evicts_and_has_a_healthcheck(services: dict[str, Any]) -> None:
@@ -102,15 +102,32 @@ def test_only_the_api_publishes_a_port(services: dict[str, Any]) -> None:
 
 
 def test_every_service_restarts(services: dict[str, Any]) -> None:
-    assert {name: service["restart"] for name, service in services.items()} == dict.fromkeys(
-        services, "unless-stopped"
-    )
+    restarts = {name: service["restart"] for name, service in services.items()}
+    assert restarts == {**dict.fromkeys(services, "unless-stopped"), "minio-bucket": "on-failure"}
 
 
 @pytest.mark.parametrize("name", ["api", *WORKERS])
-def test_shares_the_artifacts_volume(services: dict[str, Any], name: str) -> None:
-    assert "artifacts:/artifacts" in services[name]["volumes"]
-    assert services[name]["environment"]["ARTIFACTS_DIR"] == "/artifacts"
+def test_keeps_its_artifacts_in_the_minio_bucket_and_no_volume(services: dict[str, Any], name: str) -> None:
+    env = services[name]["environment"]
+    assert env["ARTIFACTS_URL"] == "s3://kjobs/artifacts"
+    assert (env["AWS_ENDPOINT_URL"], env["AWS_ACCESS_KEY_ID"]) == ("http://minio:9000", "kjobs")
+    secret = {"MINIO_ROOT_PASSWORD": "a1b2"}
+    assert interpolate(env["AWS_SECRET_ACCESS_KEY"], secret) == "a1b2"
+    assert not any(volume.endswith(":/artifacts") for volume in services[name].get("volumes", []))
+    assert services[name]["depends_on"]["minio-bucket"] == {"condition": "service_completed_successfully"}
+
+
+def test_minio_asks_for_a_password_that_nothing_defaults_and_its_bucket_is_made(
+    services: dict[str, Any],
+) -> None:
+    minio, bucket = services["minio"], services["minio-bucket"]
+    for unset in ({}, {"MINIO_ROOT_PASSWORD": ""}):
+        with pytest.raises(KeyError, match="MINIO_ROOT_PASSWORD"):
+            interpolate(minio["environment"]["MINIO_ROOT_PASSWORD"], unset)
+    assert minio["environment"]["MINIO_ROOT_USER"] == "kjobs"
+    assert any(volume.endswith(":/data") for volume in minio["volumes"])
+    assert "mc mb --ignore-existing store/kjobs" in bucket["command"][0]
+    assert bucket["depends_on"] == {"minio": {"condition": "service_healthy"}}
 
 
 @pytest.mark.parametrize("name", WORKERS)
@@ -123,7 +140,7 @@ def test_workers_read_datasets_read_only(services: dict[str, Any], name: str) ->
 def test_waits_for_healthy_redis_and_reaches_it_with_its_password(
     services: dict[str, Any], name: str
 ) -> None:
-    assert services[name]["depends_on"] == {"redis": {"condition": "service_healthy"}}
+    assert services[name]["depends_on"]["redis"] == {"condition": "service_healthy"}
     url = interpolate(services[name]["environment"]["REDIS_URL"], {"REDIS_PASSWORD": "0f1e2d"})
     assert url == "redis://:0f1e2d@redis:6379/0"
     # Plain TCP on the compose network, which /readyz reports as a warning it cannot judge.
