@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.chaos_analysis import Fault, messages_per_job
+from bench.chaos_analysis import Fault
 from bench.chaos_client import (
     RETRY,
     CountingTransport,
@@ -25,6 +25,7 @@ from bench.chaos_client import (
     shuffled_specs,
     study_request,
 )
+from bench.chaos_logs import attempt_runners, messages_per_job
 from bench.chaos_report import SoakRun, figures, report
 from bench.chaos_stack import ChaosStack
 from bench.harness import operator_token, write_results
@@ -63,7 +64,8 @@ class Monkey:
         killed_at = time.time()
         self.stack.kill_worker(victim)
         self.stack.start_worker()
-        return Fault("worker", killed_at, time.time(), f"killed {victim.log_path.stem}, started another")
+        name = victim.log_path.stem
+        return Fault("worker", killed_at, time.time(), f"killed {name}, started another", victim=name)
 
     def break_api(self) -> Fault:
         """SIGKILL the API and start it again on the same port."""
@@ -151,11 +153,13 @@ def soak(stack: ChaosStack, args: argparse.Namespace) -> SoakRun:
             thread.join()
     ended = time.time()
     records = {job_id: workload.epochs(job_id) for job_id in workload.views}
-    worker_logs = sorted((stack.folder / "logs").glob("worker-*.log"))
-    messages = messages_per_job(line for path in worker_logs for line in path.open(errors="replace"))
+    logs = {path.stem: path.read_text(errors="replace").splitlines() for path in stack.worker_logs()}
+    messages = messages_per_job(line for lines in logs.values() for line in lines)
     submitter.close()
     follower.close()
-    return SoakRun(t0, chaos_ended, ended, workload, faults, sampler.samples, records, messages, transport)
+    runners = attempt_runners(logs)
+    samples = sampler.samples
+    return SoakRun(t0, chaos_ended, ended, workload, faults, samples, records, messages, runners, transport)
 
 
 def main() -> None:

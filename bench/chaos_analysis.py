@@ -8,10 +8,8 @@ every second) showed a live worker idle. A job whose message was lost waits with
 until its deadline; a job behind a backlog waits with every worker busy, or none alive.
 """
 
-import json
-import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -31,6 +29,7 @@ class Fault:
     killed_at: float
     back_at: float
     detail: str
+    victim: str | None = None  # the worker killed: its log's name (worker-3)
 
 
 @dataclass(frozen=True)
@@ -58,23 +57,12 @@ class Wait:
     job_id: str
     queued_at: float
     started_at: float | None
-    requeued: bool  # after a lost attempt, rather than at submission or a study's release
+    lost_attempt: int = 0  # the attempt whose worker was lost, for a requeue; else 0
 
-
-def messages_per_job(worker_log: Iterable[str]) -> Counter[str]:
-    """Training messages each job's id came in, from the workers' JSON log lines (Celery's
-    "Task ... received", which names the message's arguments)."""
-    counts: Counter[str] = Counter()
-    for line in worker_log:
-        if '"celery.worker.strategy"' not in line:
-            continue
-        try:
-            data = json.loads(line).get("data") or {}
-        except ValueError:
-            continue  # a line cut short by a SIGKILL
-        for job_id in re.findall(r"[0-9a-f]{24}", str(data.get("args", ""))):
-            counts[job_id] += 1
-    return counts
+    @property
+    def requeued(self) -> bool:
+        """Whether the job came back to the queue after a lost attempt."""
+        return self.lost_attempt > 0
 
 
 def epoch_problems(epochs: Sequence[int], expected: int, stop_reason: StopReason | None) -> dict[str, Any]:
@@ -96,12 +84,12 @@ def queue_waits(job: JobView, released_at: float | None = None) -> list[Wait]:
     """The job's stays in the queue, from its transitions. A held study job's first stay starts
     when its study let it go (``released_at``), not when it was stored."""
     waits: list[Wait] = []
-    opened: tuple[float, bool] | None = None
+    opened: tuple[float, int] | None = None
     for transition in job.transitions:
         at = transition.at.timestamp()
         if transition.status is JobStatus.QUEUED and opened is None:
-            requeued = transition.attempt > 0
-            opened = (at if requeued or released_at is None else max(at, released_at), requeued)
+            lost = transition.attempt  # a requeue is written under the lost attempt's number
+            opened = (at if lost or released_at is None else max(at, released_at), lost)
         elif transition.status is JobStatus.RUNNING and opened is not None:
             waits.append(Wait(job.id, opened[0], at, opened[1]))
             opened = None
@@ -130,18 +118,38 @@ def seconds_when(
     return total
 
 
-def affected(fault: Fault, waits: Sequence[Wait], requeue_window: float) -> list[Wait]:
-    """The stays a fault touched: waiting when it was back, or requeued because of it (a lost
-    lease is found up to ``requeue_window`` seconds after the kill). An API restart costs no
-    lease, so no requeue is put down to it."""
+def requeue_causes(
+    faults: Sequence[Fault],
+    waits: Sequence[Wait],
+    runners: Mapping[tuple[str, int], str],
+    window: float,
+) -> dict[tuple[str, int], Fault]:
+    """The fault each requeue is put down to, by (job, lost attempt): the kill of the worker that
+    ran the lost attempt (``runners``, from the workers' logs), else a Redis outage it followed
+    within ``window`` seconds (a lease that ran out while Redis was away). An API restart costs
+    no lease."""
+    causes: dict[tuple[str, int], Fault] = {}
+    for wait in waits:
+        if not wait.requeued:
+            continue
+        runner = runners.get((wait.job_id, wait.lost_attempt))
+        found = [f for f in faults if runner and f.victim == runner and f.killed_at <= wait.queued_at]
+        if not found:
+            found = [
+                f for f in faults if f.kind == "redis" and f.killed_at <= wait.queued_at <= f.back_at + window
+            ]
+        if found:
+            causes[(wait.job_id, wait.lost_attempt)] = found[-1]
+    return causes
+
+
+def affected(fault: Fault, waits: Sequence[Wait], causes: Mapping[tuple[str, int], Fault]) -> list[Wait]:
+    """The stays a fault touched: waiting when it was over, or requeued because of it."""
     found = []
     for wait in waits:
         if wait.started_at is not None and wait.started_at <= fault.back_at:
             continue
-        waiting = wait.queued_at <= fault.back_at
-        in_window = fault.killed_at <= wait.queued_at <= fault.back_at + requeue_window
-        lost_here = wait.requeued and fault.kind != "api" and in_window
-        if waiting or lost_here:
+        if wait.queued_at <= fault.back_at or causes.get((wait.job_id, wait.lost_attempt)) is fault:
             found.append(wait)
     return found
 
@@ -150,14 +158,14 @@ def fault_waits(
     fault: Fault,
     waits: Sequence[Wait],
     samples: Sequence[WorkerSample],
-    requeue_window: float,
+    causes: Mapping[tuple[str, int], Fault],
     ended_at: float,
 ) -> dict[str, Any]:
     """The longest wait past one restart (and how much of it no worker was alive), and the
     longest idle-worker time in any wait past it."""
     longest: tuple[float, Wait | None] = (0.0, None)
     idlest: tuple[float, Wait | None] = (0.0, None)
-    touched = affected(fault, waits, requeue_window)
+    touched = affected(fault, waits, causes)
     for wait in touched:
         started = wait.started_at if wait.started_at is not None else ended_at
         idle = seconds_when(samples, max(wait.queued_at, fault.back_at), started, WorkerSample.some_idle)

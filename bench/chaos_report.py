@@ -14,6 +14,7 @@ from bench.chaos_analysis import (
     epoch_problems,
     fault_waits,
     queue_waits,
+    requeue_causes,
     study_releases,
 )
 from bench.chaos_client import CountingTransport, Workload
@@ -30,7 +31,7 @@ FAULT_COLUMNS = (
     "longest_wait_no_live_worker_s",
     "longest_idle_worker_wait_s",
 )
-# A lost lease is found within the lease, one heartbeat of the reaper and a little slack.
+# A lease lost to a Redis outage is found within the lease, a heartbeat and a little slack after it.
 LEASE_SLACK_SECONDS = 3.0
 
 
@@ -46,6 +47,7 @@ class SoakRun:
     samples: list[WorkerSample]
     records: dict[str, list[int]]  # each job's epoch numbers, as listed
     messages: Counter[str]  # training messages each job came in, from the workers' logs
+    runners: dict[tuple[str, int], str]  # the worker that ran each (job, attempt), from the logs
     posts: CountingTransport
 
 
@@ -110,14 +112,14 @@ def outcome(run: SoakRun) -> dict[str, Any]:
 def fault_rows(run: SoakRun, lease_seconds: float) -> list[dict[str, Any]]:
     """Each fault, with the longest wait past it and its idle-worker part."""
     waits = waits_of(run.workload)
-    window = lease_seconds + LEASE_SLACK_SECONDS
+    causes = requeue_causes(run.faults, waits, run.runners, lease_seconds + LEASE_SLACK_SECONDS)
     return [
         {
             "kind": fault.kind,
             "at_s": round(fault.killed_at - run.t0, 1),
             "down_s": round(fault.back_at - fault.killed_at, 1),
             "detail": fault.detail,
-            **fault_waits(fault, waits, run.samples, window, run.ended),
+            **fault_waits(fault, waits, run.samples, causes, run.ended),
         }
         for fault in run.faults
     ]

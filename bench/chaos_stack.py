@@ -124,6 +124,10 @@ class ChaosStack:
         self.kill(child)
         self.workers.remove(child)
 
+    def worker_logs(self) -> list[Path]:
+        """Every worker's log file, killed ones' included."""
+        return sorted((self.folder / "logs").glob("worker-*.log"))
+
     def close(self) -> None:
         """Stop everything we started: workers and the API first, Redis last."""
         for child in [*self.workers, self.api]:

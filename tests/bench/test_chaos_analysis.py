@@ -1,5 +1,6 @@
-"""The soak's judgement of a run (bench/chaos_analysis.py): record lists against 1..N, stays in
-the queue from transitions, idle-worker time and the waits a fault touched."""
+"""The soak's judgement of a run (bench/chaos_analysis.py, bench/chaos_logs.py): record lists
+against 1..N, stays in the queue from transitions, idle-worker time, the fault each requeue is
+put down to, the waits a fault touched, and what the workers' logs say."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -11,10 +12,11 @@ from bench.chaos_analysis import (
     WorkerSample,
     affected,
     epoch_problems,
-    messages_per_job,
     queue_waits,
+    requeue_causes,
     seconds_when,
 )
+from bench.chaos_logs import messages_per_job
 from shared.models.jobs import StopReason
 from tests.helpers import tiny_spec
 
@@ -70,9 +72,9 @@ def test_queue_waits_come_from_the_transitions_and_a_requeue_is_marked() -> None
     view = job_view([("queued", 0, 0), ("running", 2, 1), ("queued", 10, 1), ("running", 13, 2)])
     waits = queue_waits(view)
     base = 1_800_000_000
-    assert [(w.queued_at - base, w.started_at and w.started_at - base, w.requeued) for w in waits] == [
-        (0, 2, False),
-        (10, 13, True),
+    assert [(w.queued_at - base, w.started_at and w.started_at - base, w.lost_attempt) for w in waits] == [
+        (0, 2, 0),
+        (10, 13, 1),
     ]
 
 
@@ -95,16 +97,28 @@ def test_seconds_are_counted_between_samples_close_together() -> None:
     assert seconds_when(samples, 3, 10, WorkerSample.some_idle) == 0.0  # 3 to 9: nobody could tell
 
 
+def test_a_requeue_is_put_down_to_the_kill_of_its_own_worker_else_to_a_redis_outage() -> None:
+    other_kill = Fault("worker", killed_at=100, back_at=100, detail="", victim="worker-1")
+    own_kill = Fault("worker", killed_at=101, back_at=101, detail="", victim="worker-2")
+    outage = Fault("redis", killed_at=102, back_at=104, detail="")
+    api = Fault("api", killed_at=103, back_at=105, detail="")
+    by_kill = Wait("a", queued_at=107, started_at=110, lost_attempt=1)
+    by_outage = Wait("b", queued_at=109, started_at=111, lost_attempt=2)
+    runners = {("a", 1): "worker-2", ("b", 2): "worker-9"}
+    causes = requeue_causes([other_kill, own_kill, outage, api], [by_kill, by_outage], runners, window=9)
+    assert causes == {("a", 1): own_kill, ("b", 2): outage}
+
+
 def test_a_fault_touches_jobs_waiting_when_it_was_over_and_jobs_it_requeued() -> None:
-    fault = Fault("worker", killed_at=100, back_at=100, detail="")
-    waiting = Wait("a", queued_at=95, started_at=108, requeued=False)
-    requeued = Wait("b", queued_at=106, started_at=110, requeued=True)
-    started_before = Wait("c", queued_at=90, started_at=99, requeued=False)
-    submitted_after = Wait("d", queued_at=104, started_at=105, requeued=False)
-    found = affected(fault, [waiting, requeued, started_before, submitted_after], requeue_window=9)
+    fault = Fault("worker", killed_at=100, back_at=100, detail="", victim="worker-1")
+    waiting = Wait("a", queued_at=95, started_at=108)
+    requeued = Wait("b", queued_at=106, started_at=110, lost_attempt=1)
+    requeued_elsewhere = Wait("e", queued_at=106, started_at=110, lost_attempt=1)
+    started_before = Wait("c", queued_at=90, started_at=99)
+    submitted_after = Wait("d", queued_at=104, started_at=105)
+    waits = [waiting, requeued, requeued_elsewhere, started_before, submitted_after]
+    found = affected(fault, waits, {("b", 1): fault})
     assert [w.job_id for w in found] == ["a", "b"]
-    api_restart = Fault("api", killed_at=100, back_at=100, detail="")
-    assert [w.job_id for w in affected(api_restart, [waiting, requeued], requeue_window=9)] == ["a"]
 
 
 def test_messages_are_counted_from_celery_s_received_lines() -> None:
