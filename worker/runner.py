@@ -15,7 +15,7 @@ from shared.jobs.attempts import AttemptStore
 from shared.logs import set_attempt
 from shared.models.jobs import AttemptWorker, JobErrorInfo, JobRecord, JobStatus, StopReason
 from shared.settings import Settings
-from shared.storage.base import ArtifactStore
+from shared.storage.base import ArtifactStore, StoreUnavailable
 from shared.storage.layout import job_prefix
 from worker.cache import ArtifactCache
 from worker.lease import LeaseKeeper
@@ -65,10 +65,11 @@ def run_job(
     except (StaleAttempt, JobNotFound) as exc:
         if not forget_if_vanished(job_id, attempts, cache.store):
             log.warning("job %s: attempt %d replaced, stopping: %s", job_id, record.attempt, exc)
-    except TRANSIENT as exc:
-        # Redis stayed away past the retries: drop this attempt rather than fail the job; its
-        # lease lapses and the reaper hands the job to an attempt that resumes from its checkpoint.
-        log.error("job %s: attempt %d abandoned, Redis unavailable: %s", job_id, record.attempt, exc)
+    except (*TRANSIENT, StoreUnavailable) as exc:
+        # Redis stayed away past the retries, or the artifact store is away: drop this attempt
+        # rather than fail the job; its lease lapses and the reaper hands the job to an attempt
+        # that resumes from its last checkpoint (until MAX_ATTEMPTS are lost).
+        log.error("job %s: attempt %d abandoned: %s: %s", job_id, record.attempt, type(exc).__name__, exc)
 
 
 def forget_if_vanished(job_id: str, attempts: AttemptStore, artifacts: ArtifactStore) -> bool:
@@ -101,7 +102,7 @@ def train(
         outcome = training.train(attempt, attempts.store, settings, lease.signals, cache)
     except TrainingError as exc:
         return failed(record.id, "training_error", str(exc))
-    except (StaleAttempt, JobNotFound, *TRANSIENT):
+    except (StaleAttempt, JobNotFound, StoreUnavailable, *TRANSIENT):
         raise
     except Exception as exc:
         log.exception("job %s: training crashed", record.id)

@@ -12,6 +12,8 @@ import httpx
 import numpy as np
 import pytest
 
+from shared.storage.layout import dataset_key
+from tests.api.test_datasets import npz, upload
 from tests.e2e.stack import (
     SLOW_SPEC,
     Stack,
@@ -22,6 +24,7 @@ from tests.e2e.stack import (
     wait_for_epoch,
     wait_until_ended,
 )
+from tests.helpers import learnable_images, tiny_spec
 from tests.plain_keras import predict_with_plain_keras
 from tests.s3_server import S3Server
 
@@ -71,40 +74,17 @@ def test_a_job_killed_on_one_host_resumes_on_another_from_the_object_store(
     assert predictions.shape == (2, 10)
 
 
-def test_a_worker_that_cannot_write_its_store_refuses_to_start(s3_stack: Stack) -> None:
-    refused = s3_stack.spawn_worker(
-        ARTIFACTS_URL="s3://no-such-bucket/x", ARTIFACTS_CHECK_SECONDS="1", **host(s3_stack, "lost")
-    )
-    assert refused.wait(timeout=120) == 78
-    assert (
-        "refusing to start: the artifact store s3://no-such-bucket/x cannot be used"
-        in s3_stack.worker_log(s3_stack.names[-1]).read_text()
-    )
-
-
-def test_a_worker_that_does_not_share_the_api_s_folder_refuses_to_start(stack: Stack) -> None:
-    refused = stack.spawn_worker(ARTIFACTS_DIR=str(stack.folder / "elsewhere"))
-    assert refused.wait(timeout=120) == 78
-    assert "does not share the API's artifact store" in stack.worker_log(stack.names[-1]).read_text()
-    shared = stack.start_worker()
-    assert shared.poll() is None, "a worker on the API's own folder starts"
-
-
-def test_a_redirect_to_a_presigned_url_serves_the_model(
-    tmp_path: Path, datasets_dir: Path, s3_server: S3Server
-) -> None:
-    bucket = f"redirect-{uuid.uuid4().hex[:12]}"
-    s3_server.create_bucket(bucket)
-    settings = {**s3_server.env, "ARTIFACTS_URL": f"s3://{bucket}", "MODEL_DOWNLOAD": "redirect"}
-    with stack_of(tmp_path, datasets_dir, **settings) as stack:
-        stack.start_worker(**host(stack, "worker"))
-        job_id = submit(
-            stack, {"preset": "baseline", "dataset": {"train_limit": 300}, "training": {"epochs": 1}}
-        )
-        assert wait_until_ended(stack, job_id)["status"] == "succeeded"
-        answer = httpx.get(f"{stack.url}/v1/jobs/{job_id}/model", headers=stack.headers, timeout=30)
-        assert answer.status_code == 307
-        location = answer.headers["location"]
-        assert location.startswith(f"{s3_server.url}/{bucket}/")
-        assert "Signature" in location
-        assert httpx.get(location, timeout=30).content[:2] == b"PK", "a .keras file is a zip"
+def test_an_upload_goes_to_the_store_and_a_worker_of_another_host_trains_on_it(s3_stack: Stack) -> None:
+    s3_stack.start_worker(**host(s3_stack, "trainer"))
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 10, size=200).astype(np.uint8)
+    arrays = npz(x_train=learnable_images(labels, rng), y_train=labels)
+    with httpx.Client(base_url=s3_stack.url, headers=s3_stack.headers, timeout=30) as client:
+        answer = upload(client, {"file": ("d.npz", arrays)})
+    assert answer.status_code == 201, answer.text
+    dataset_id = answer.json()["id"]
+    spec = tiny_spec(dataset={"name": dataset_id, "train_limit": None, "validation_split": 0.2})
+    job = wait_until_ended(s3_stack, submit(s3_stack, spec))
+    assert job["status"] == "succeeded", job["error"]
+    cached = s3_stack.folder / "trainer" / "cache" / dataset_key(dataset_id)
+    assert cached.is_file(), "the worker read the upload from the store, through its cache"
