@@ -76,6 +76,11 @@ def spread(seconds: list[float]) -> dict[str, float]:
     return {"n": len(seconds), "p50": round(percentile(seconds, 50), 1), "max": round(max(seconds), 1)}
 
 
+def attempts_started(view: JobView) -> int:
+    """Attempts that started training (a job the reaper ended takes one number more)."""
+    return sum(1 for t in view.transitions if t.status is JobStatus.RUNNING)
+
+
 def not_succeeded(view: JobView) -> dict[str, Any]:
     """What a job that did not succeed ended as."""
     error = view.error and f"{view.error.type}: {view.error.message}"
@@ -101,9 +106,9 @@ def outcome(run: SoakRun) -> dict[str, Any]:
         "epoch_problems": problems,
         "attempts": {str(k): n for k, n in sorted(Counter(v.attempt for v in views.values()).items())},
         "messages_other_than_attempts": {
-            job_id: {"messages": run.messages[job_id], "attempts": view.attempt}
+            job_id: {"messages": run.messages[job_id], "attempts_started": started}
             for job_id, view in views.items()
-            if run.messages[job_id] != view.attempt
+            if run.messages[job_id] != (started := attempts_started(view))
         },
         "submission_tries": dict(run.posts.outcomes),
     }
