@@ -58,7 +58,13 @@ class Reaper:
         if outcome is None:
             return
         settled, send = outcome
-        if settled is not record:
+        if settled.transitions == record.transitions:  # a queued job: only its deadline was renewed
+            log.info(
+                "job %s: no worker took it within its dispatch deadline; its message is sent again",
+                job_id,
+                extra=job_fields(job_id, settled.attempt),
+            )
+        else:
             log.warning(
                 "job %s: %s",
                 job_id,
