@@ -22,6 +22,7 @@ from shared.models.jobs import (
 )
 from shared.models.network import NetworkSummary
 from shared.models.redis_contract import RedisContract
+from shared.models.search import SearchView
 from shared.models.spec import JobSpec, QueueName
 from shared.models.studies import LeaderboardRow, Objective, StudyJob
 from shared.models.webhooks import WebhookSummary
@@ -170,6 +171,7 @@ class StudyLinks(BaseModel):
     self: str
     report: str
     curves: str
+    progress: str | None = Field(None, description="A search's best value against epochs spent (a PNG).")
 
 
 class StudyView(BaseModel):
@@ -181,6 +183,10 @@ class StudyView(BaseModel):
     jobs: list[StudyJob]
     counts: dict[str, int] = Field(description="Jobs per status; `held` for those the parallelism cap holds.")
     leaderboard: list[LeaderboardRow] = Field(description="Variants, best first by the objective.")
+    search: SearchView | None = Field(
+        None,
+        description="A search's trials, best trial, importances and budgets; null for a study of variants.",
+    )
     links: StudyLinks
 
 

@@ -22,6 +22,7 @@ from shared.redis.connection import STREAM_CONNECTIONS, connect_async
 from shared.settings import Settings
 from shared.storage import ArtifactStore, open_store
 from shared.storage.probe import StoreWatch
+from shared.studies.search import Search
 from shared.studies.store import StudyStore
 from shared.webhooks.claims import DeliveryClaims
 from shared.webhooks.secrets import WebhookSecrets
@@ -41,6 +42,8 @@ class Services:
     api_keys: KeyStore
     dispatch: Dispatch
     studies: StudyStore
+    search: Search
+    """Searches: creation, and their trials as Optuna holds them."""
     datasets: DatasetStore
     artifacts: ArtifactStore
     artifacts_watch: StoreWatch
@@ -62,6 +65,9 @@ class Services:
         workers, prometheus = WorkerRegistry(redis, keys), CollectorRegistry()
         prometheus.register(DeploymentCollector(store, workers))
         artifacts = open_store(settings)
+        studies = StudyStore(dispatch)
+        quota = DatasetQuota(settings.max_datasets_per_tenant, settings.max_dataset_bytes_per_tenant)
+        datasets = DatasetStore(store, artifacts, quota)
         streams = connect_async(settings, max_connections=STREAM_CONNECTIONS)
         hub = ChannelHub(streams, confirm_seconds=settings.redis_socket_timeout_seconds)
         feed = JobFeed(connect_async(settings), keys, hub)
@@ -73,12 +79,9 @@ class Services:
             stream_slots=StreamSlots(feed.redis, keys, settings.max_streams_per_key),
             api_keys=KeyStore(redis, keys),
             dispatch=dispatch,
-            studies=StudyStore(dispatch),
-            datasets=DatasetStore(
-                store,
-                artifacts,
-                DatasetQuota(settings.max_datasets_per_tenant, settings.max_dataset_bytes_per_tenant),
-            ),
+            studies=studies,
+            search=Search(studies, datasets, settings),
+            datasets=datasets,
             artifacts=artifacts,
             artifacts_watch=StoreWatch(artifacts),
             workers=workers,

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from shared.models.network import LAYER_TYPES
+from shared.models.search import DISTRIBUTION_KINDS
 from shared.models.spec import LAYER_OBJECT_TAG
 
 ITEM_TAGS = frozenset({LAYER_OBJECT_TAG, *LAYER_TYPES})
@@ -81,6 +82,8 @@ def field_path(loc: Sequence[int | str]) -> str:
         part
         for index, part in enumerate(loc)
         if not (index and isinstance(loc[index - 1], int) and part in ITEM_TAGS)
+        # A search's distribution, tagged by its one key: ``space.x.float.float.low`` names it once.
+        and not (index + 1 < len(loc) and part in DISTRIBUTION_KINDS and loc[index + 1] == part)
     ]
     return ".".join(str(part) for part in kept)
 

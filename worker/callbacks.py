@@ -13,6 +13,7 @@ import keras
 from shared.errors import StaleAttempt, TrainingError
 from shared.jobs.store import JobStore
 from shared.models.jobs import BestEpoch, EpochRecord, JobStatus, StopReason, utc_now
+from shared.studies.search import Judge
 from worker.checkpoints import Checkpoint, Checkpointer
 from worker.lease import AttemptSignals
 from worker.retry import with_retries
@@ -77,6 +78,12 @@ class StopController(keras.callbacks.Callback):  # type: ignore[misc]
         except Exception as exc:  # a lost read must not end training; the next check retries
             log.warning("job %s: cannot read a cancel request: %s", self.job_id, exc)
             return False
+
+    def prune(self, epoch: int) -> None:
+        """The search's pruner stops this trial at ``epoch``, which is committed: training ends
+        now, with that epoch's weights."""
+        log.info("job %s: pruned at epoch %d", self.job_id, epoch)
+        self._stop(StopReason.PRUNED)
 
     def _stop(self, reason: StopReason) -> None:
         if self.reason is None:
@@ -152,8 +159,10 @@ class EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         monitor: tuple[str, str],
         retry_seconds: float,
         resumed: tuple[int, BestEpoch | None] = (0, None),
+        judge: Judge | None = None,
     ) -> None:
         super().__init__()
+        self.judge = judge
         self.store, self.job_id, self.attempt = store, job_id, attempt
         self.controller, self.checkpointer, self.stopping = controller, checkpointer, stopping
         self.train_samples, self.retry_seconds = train_samples, retry_seconds
@@ -188,6 +197,8 @@ class EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         self.last_epoch = record.epoch
         # What a stop in the middle of the next epoch falls back to: the weights just committed.
         self.committed_weights = self.model.get_weights()
+        if self.judge is not None and self.judge(record):
+            self.controller.prune(record.epoch)
 
     def _checkpoint(self) -> Checkpoint:
         state: dict[str, Any] = {"elapsed_seconds": self.controller.elapsed()}

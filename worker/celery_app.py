@@ -37,6 +37,7 @@ from shared.ops.registry import WorkerRegistry
 from shared.queue import create_celery_app
 from shared.settings import get_settings
 from shared.storage import ArtifactStore, open_store
+from shared.studies.search import Search
 from shared.studies.store import StudyStore
 from worker.cache import ArtifactCache
 from worker.deliverer import Deliverer
@@ -88,9 +89,22 @@ def get_cache() -> ArtifactCache:
 
 
 @lru_cache
+def get_studies() -> StudyStore:
+    """This process's study store."""
+    return StudyStore(get_dispatch())
+
+
+@lru_cache
+def get_search() -> Search:
+    """This process's asker, teller and judge of searches' trials."""
+    studies = get_studies()
+    return Search(studies, DatasetStore(studies.store, get_artifacts()), get_settings())
+
+
+@lru_cache
 def get_endings() -> Endings:
     """This process's settler of ended jobs' follow-ups."""
-    return Endings(StudyStore(get_dispatch()), get_artifacts())
+    return Endings(get_studies(), get_artifacts(), get_search())
 
 
 _heartbeat: list[Heartbeat] = []

@@ -17,6 +17,7 @@ from shared.models.jobs import AttemptWorker, JobErrorInfo, JobRecord, JobStatus
 from shared.settings import Settings
 from shared.storage.base import ArtifactStore, StoreUnavailable
 from shared.storage.layout import job_prefix
+from shared.studies.search import Judge, Search
 from worker.cache import ArtifactCache
 from worker.lease import LeaseKeeper
 from worker.retry import TRANSIENT, with_retries
@@ -42,6 +43,7 @@ def run_job(
     settings: Settings,
     cache: ArtifactCache,
     worker: AttemptWorker | None = None,
+    search: Search | None = None,
 ) -> None:
     """Run the next attempt of job ``job_id``, if it has one to run; every outcome is recorded.
 
@@ -59,7 +61,8 @@ def run_job(
     try:
         # The lease is kept until the ending is recorded, retries through a Redis outage included.
         with LeaseKeeper(attempts, job_id, record.attempt, settings.cancel_grace_seconds, overdue) as lease:
-            ending = train(record, attempts, settings, lease, cache)
+            judge = search.judge(record.study.id, record.study.trial) if search and record.study else None
+            ending = train(record, attempts, settings, lease, cache, judge)
             finish = partial(record_ending, job_id, record.attempt, ending, attempts)
             with_retries(finish, f"job {job_id}: finish", settings.redis_retry_seconds)
     except (StaleAttempt, JobNotFound) as exc:
@@ -92,14 +95,20 @@ def forget_if_vanished(job_id: str, attempts: AttemptStore, artifacts: ArtifactS
 
 
 def train(
-    record: JobRecord, attempts: AttemptStore, settings: Settings, lease: LeaseKeeper, cache: ArtifactCache
+    record: JobRecord,
+    attempts: AttemptStore,
+    settings: Settings,
+    lease: LeaseKeeper,
+    cache: ArtifactCache,
+    judge: Judge | None = None,
 ) -> Ending:
-    """Train the attempt and describe how it ended; failures become a readable error."""
+    """Train the attempt and describe how it ended; failures become a readable error. A trial's
+    epochs are each judged by its search's pruner (``judge``)."""
     try:
         from worker import training
 
         attempt = training.start(record, attempts.store, cache)
-        outcome = training.train(attempt, attempts.store, settings, lease.signals, cache)
+        outcome = training.train(attempt, attempts.store, settings, lease.signals, cache, judge)
     except TrainingError as exc:
         return failed(record.id, "training_error", str(exc))
     except (StaleAttempt, JobNotFound, StoreUnavailable, *TRANSIENT):

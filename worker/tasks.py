@@ -4,7 +4,15 @@ import logging
 
 from shared.queue import TRAIN_TASK
 from shared.settings import get_settings
-from worker.celery_app import app, attempt_worker, current_heartbeat, get_attempts, get_cache, get_endings
+from worker.celery_app import (
+    app,
+    attempt_worker,
+    current_heartbeat,
+    get_attempts,
+    get_cache,
+    get_endings,
+    get_search,
+)
 from worker.runner import run_job
 
 log = logging.getLogger(__name__)
@@ -18,7 +26,7 @@ def train(job_id: str) -> None:
     if heartbeat is not None:
         heartbeat.set_job(job_id)
     try:
-        run_job(job_id, get_attempts(), get_settings(), get_cache(), attempt_worker())
+        run_job(job_id, get_attempts(), get_settings(), get_cache(), attempt_worker(), get_search())
     finally:
         if heartbeat is not None:
             heartbeat.set_job(None)

@@ -22,6 +22,7 @@ from shared.models.spec import BUILTIN_DATASETS, JobSpec
 from shared.settings import Settings
 from shared.storage.base import ArtifactMissing
 from shared.storage.layout import dataset_key, model_key
+from shared.studies.search import Judge
 from worker.backend import backend_name, describe_device
 from worker.cache import ArtifactCache
 from worker.callbacks import EpochRecorder, GuardedEarlyStopping, StopController
@@ -165,9 +166,15 @@ def start(record: JobRecord, store: JobStore, cache: ArtifactCache) -> Attempt:
 
 
 def train(
-    attempt: Attempt, store: JobStore, settings: Settings, signals: AttemptSignals, cache: ArtifactCache
+    attempt: Attempt,
+    store: JobStore,
+    settings: Settings,
+    signals: AttemptSignals,
+    cache: ArtifactCache,
+    judge: Judge | None = None,
 ) -> TrainingOutcome:
-    """Train (on from the resume point), record every epoch, evaluate on the test set, and save."""
+    """Train (on from the resume point), record every epoch, evaluate on the test set, and save.
+    A search's trial asks ``judge`` at each epoch record whether its pruner stops it there."""
     spec, job_id = attempt.spec, attempt.job_id
     data = dataset_shape(attempt, store, cache)
     split = prepare_data(spec, settings, data, cache)
@@ -200,6 +207,7 @@ def train(
         monitor=monitored(spec, data.task),
         retry_seconds=settings.redis_retry_seconds,
         resumed=(attempt.resume_epoch, attempt.resume_best),
+        judge=judge,
     )
     model.fit(
         split.x_train,

@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from api.curves import curves_png
+from api.curves import curves_png, progress_png
 from api.dependencies import JobIdPath, ServicesDep, TenantDep, check_job_id
 from api.problems import PROBLEM_RESPONSES, STUDY_INVALID_RESPONSE
 from api.schemas import StudyLinks, StudyPage, StudyView
@@ -14,6 +14,7 @@ from shared.models.jobs import JOB_ID_PATTERN, JobRecord, JobStatus
 from shared.models.studies import StudyRecord, StudyRequest
 from shared.studies.creation import create_study as create
 from shared.studies.leaderboard import rank, row, study_status, to_csv, to_markdown
+from shared.studies.trials import search_view
 
 router = APIRouter(prefix="/v1/studies", tags=["studies"], responses=PROBLEM_RESPONSES)
 
@@ -46,12 +47,26 @@ def view(study: StudyRecord, services: Services) -> StudyView:
         counts[key] = counts.get(key, 0) + 1
     rows = [row(variant, job, store.epoch_records(job.id), study.objective) for variant, job in kept]
     base = f"/v1/studies/{study.id}"
+    search = None
+    if study.search is not None:
+        search = search_view(
+            study, services.search.trials(study), {job.id: job for _, job in kept}, services.search.storage
+        )
+    ended = study_status([job for _, job in kept]) == "completed" and (
+        search is None or search.end_reason is not None
+    )
     return StudyView(
         **study.model_dump(include={"id", "name", "objective", "max_parallel", "jobs"}),
-        status="completed" if study_status([job for _, job in kept]) == "completed" else "running",
+        status="completed" if ended else "running",
         counts=counts,
         leaderboard=rank(rows, study.objective),
-        links=StudyLinks(self=base, report=f"{base}/report", curves=f"{base}/curves.png"),
+        search=search,
+        links=StudyLinks(
+            self=base,
+            report=f"{base}/report",
+            curves=f"{base}/curves.png",
+            progress=f"{base}/progress.png" if search is not None else None,
+        ),
     )
 
 
@@ -66,8 +81,12 @@ def view(study: StudyRecord, services: Services) -> StudyView:
 def create_study(
     request: StudyRequest, response: Response, services: ServicesDep, tenant: TenantDep
 ) -> StudyView:
-    """Validate every variant, then create its jobs and send as many as the cap allows."""
-    study = create(request, tenant, services.studies, services.datasets, services.settings)
+    """Validate every variant, then create its jobs and send as many as the cap allows; or, for a
+    `space`, start a search: its first trials, as many as `max_parallel` allows."""
+    if request.space is not None:
+        study = services.search.create(request, tenant)
+    else:
+        study = create(request, tenant, services.studies, services.datasets, services.settings)
     response.headers["Location"] = f"/v1/studies/{study.id}"
     return view(study, services)
 
@@ -103,8 +122,12 @@ def get_study(study: StudyDep, services: ServicesDep) -> StudyView:
     summary="Cancel a study",
 )
 def cancel_study(study: StudyDep, services: ServicesDep) -> StudyView:
-    """Cancel every job of the study that has not ended; held jobs are never sent."""
-    services.studies.cancel(study)
+    """Cancel every job of the study that has not ended; held jobs are never sent, and a search
+    asks for no more trials."""
+    if study.search is not None:
+        services.search.cancel(study)
+    else:
+        services.studies.cancel(study)
     return view(study, services)
 
 
@@ -125,6 +148,22 @@ def get_study_report(
     if format == "csv":
         return Response(to_csv(rows), media_type="text/csv")
     return Response(to_markdown(study, rows), media_type="text/markdown")
+
+
+@router.get(
+    "/{study_id}/progress.png",
+    operation_id="get_search_progress",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The best value against epochs spent"}},
+    summary="A search's best value against the epochs it spent",
+)
+def get_search_progress(study: StudyDep, services: ServicesDep) -> Response:
+    """The best objective value reached so far against the epochs the search's trials trained,
+    in the order the epochs were recorded (a study of variants: the same, over its variants)."""
+    series = [services.store.epoch_records(job.job_id) for job in study.jobs]
+    return Response(
+        progress_png(study.name or f"study {study.id}", series, study.objective), media_type="image/png"
+    )
 
 
 @router.get(

@@ -1,6 +1,7 @@
 """What follows a job's ending, written once: a job that ended without its worker gets its last
 checkpoint as its model, its checkpoints are deleted (its model stays), its study's next held
-jobs are sent, and its study ends with its last job.
+jobs are sent (a search's trial is told to Optuna, and more trials asked for), and its study
+ends with its last job.
 
 Every transition that ends a job (a worker's result, a cancel, the reaper's verdict on a lost
 worker) also enters the job in the endings outbox, in the same transaction
@@ -12,6 +13,7 @@ heartbeat.
 """
 
 import logging
+from typing import TYPE_CHECKING
 
 from shared.errors import JobNotFound
 from shared.logs import job_fields
@@ -26,6 +28,9 @@ from shared.storage.layout import (
 )
 from shared.studies.store import StudyStore
 
+if TYPE_CHECKING:  # a search is followed up where Optuna is loaded: the workers
+    from shared.studies.search import Search
+
 log = logging.getLogger(__name__)
 
 HOLD_SECONDS = 60.0
@@ -37,9 +42,13 @@ class Endings:
     """Settles ended jobs: ``settle`` does the follow-ups of every ending that is due."""
 
     def __init__(
-        self, studies: StudyStore, artifacts: ArtifactStore, hold_seconds: float = HOLD_SECONDS
+        self,
+        studies: StudyStore,
+        artifacts: ArtifactStore,
+        search: "Search | None" = None,
+        hold_seconds: float = HOLD_SECONDS,
     ) -> None:
-        self.studies, self.store, self.artifacts = studies, studies.store, artifacts
+        self.studies, self.store, self.artifacts, self.search = studies, studies.store, artifacts, search
         self.hold_seconds = hold_seconds
 
     def settle(self) -> list[str]:
@@ -69,7 +78,10 @@ class Endings:
             self.promote(job, job.model_checkpoint)
         self.artifacts.delete_prefix(checkpoints_prefix(job_id))
         if job.study is not None:
-            self.studies.let_go_on(job.study.id)
+            if job.study.trial is not None and self.search is not None:
+                self.search.follow_up(job)
+            else:
+                self.studies.let_go_on(job.study.id)
             self.studies.end_if_done(job.study.id)
 
     def promote(self, job: JobRecord, checkpoint: CheckpointRef) -> None:

@@ -14,7 +14,7 @@ from redis.client import Pipeline
 
 from shared.errors import Conflict, InvalidTransition, JobNotFound, StaleAttempt, TooManyRequests
 from shared.jobs import changes
-from shared.jobs.creation import GuardedWrites, Guards, Idempotency
+from shared.jobs.creation import ACTIVE_OR_QUEUED, GuardedWrites, Guards, Idempotency
 from shared.models.jobs import (
     ACTIVE_STATUSES,
     NEXT_STATUSES,
@@ -121,6 +121,13 @@ class JobStore:
                 f"Idempotency-Key {idempotency.key!r} was used for a different request (job {memo['job_id']})"
             )
         return self.get(memo["job_id"])
+
+    def active_count(self, tenant: str) -> int:
+        """The tenant's queued and running jobs, as its quota counts them."""
+        pipe = self.redis.pipeline(transaction=False)
+        for status in ACTIVE_OR_QUEUED:
+            pipe.zcard(self.keys.status_index(tenant, status.value))
+        return sum(int(count) for count in pipe.execute())
 
     def get(self, job_id: str) -> JobRecord:
         """The job with its transitions; ``JobNotFound`` when there is none."""

@@ -58,6 +58,7 @@ class StopReason(StrEnum):
     MAX_RUNTIME = "max_runtime"
     CANCELLED = "cancelled"
     ERROR = "error"
+    PRUNED = "pruned"
 
 
 def utc_now() -> datetime:
@@ -162,10 +163,11 @@ class AttemptWorker(BaseModel):
 
 
 class StudyMembership(BaseModel):
-    """The study a job belongs to, and its variant's name there."""
+    """The study a job belongs to, its variant's name there, and the trial it runs in a search."""
 
     id: str
     variant: str
+    trial: int | None = None
 
 
 class CheckpointRef(BaseModel):

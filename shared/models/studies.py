@@ -6,7 +6,18 @@ from typing import Annotated, Any, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
-from shared.models.jobs import JobStatus, StopReason
+from shared.models.jobs import JOB_ID_PATTERN, JobStatus, StopReason
+from shared.models.search import (
+    MAX_SPACE_PATHS,
+    MAX_TRIALS,
+    Distribution,
+    EndReason,
+    Pruner,
+    Sampler,
+    SearchConfig,
+    pruner_options,
+    sampler_options,
+)
 from shared.models.spec import JobSpec, LoggedMetric, SpecModel, cross_field_error, one_of_fields
 
 MAX_VARIANTS = 64
@@ -49,7 +60,7 @@ class StudyRequest(SpecModel):
     """What `POST /v1/studies` takes."""
 
     # What _one_source_of_variants enforces, in the OpenAPI document.
-    model_config = ConfigDict(json_schema_extra=one_of_fields("preset", "variants", "grid"))
+    model_config = ConfigDict(json_schema_extra=one_of_fields("preset", "variants", "grid", "space"))
 
     name: str | None = Field(None, min_length=1, max_length=100)
     preset: Literal["article"] | None = Field(
@@ -69,22 +80,68 @@ class StudyRequest(SpecModel):
         description='Dotted spec paths and their values (`{"regularization.l2": [1e-5, 1e-4]}`); the '
         "study has one variant per combination.",
     )
+    space: dict[GridPath, Distribution] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_SPACE_PATHS,
+        description='Dotted spec paths and what to sample for each: `{"float": {"low", "high", "log"}}`, '
+        '`{"int": {"low", "high", "step", "log"}}` or `{"choice": [...]}`; the study searches it, a trial '
+        "a job.",
+    )
+    sampler: Sampler | None = Field(None, description="With `space`: how it is sampled (`tpe` by default).")
+    pruner: Pruner | None = Field(
+        None, description="With `space`: what stops a trial at an epoch record (`median` by default)."
+    )
+    max_trials: int | None = Field(
+        None, ge=1, le=MAX_TRIALS, description="With `space`: the most trials it runs (20 by default)."
+    )
+    max_total_epochs: int | None = Field(
+        None, ge=1, description="With `space`: the most epochs its trials train in all."
+    )
+    warm_start: list[Annotated[str, Field(pattern=JOB_ID_PATTERN)]] | None = Field(
+        None,
+        max_length=16,
+        description="With `space`: earlier searches of the tenant whose finished trials the sampler is "
+        "told first.",
+    )
     objective: Objective = Field(default_factory=Objective)
     max_parallel: int | None = Field(
-        None, ge=1, le=MAX_VARIANTS, description="Most variants training at once."
+        None, ge=1, le=MAX_VARIANTS, description="Most variants (or trials) training at once."
     )
 
     @model_validator(mode="after")
     def _one_source_of_variants(self) -> "StudyRequest":
-        given = [name for name in ("preset", "variants", "grid") if getattr(self, name) is not None]
+        given = [name for name in ("preset", "variants", "grid", "space") if getattr(self, name) is not None]
         if len(given) != 1:
-            raise cross_field_error("variants", "give exactly one of preset, variants or grid")
+            raise cross_field_error("variants", "give exactly one of preset, variants, grid or space")
+        if self.space is None:
+            for name in SEARCH_ONLY:
+                if getattr(self, name) is not None:
+                    raise cross_field_error(name, f"{name} goes with space only")
         return self
+
+    def search_config(self) -> SearchConfig | None:
+        """How the study searches, with its defaults; None for a study of variants."""
+        if self.space is None:
+            return None
+        return SearchConfig(
+            space=self.space,
+            sampler=sampler_options(self.sampler or "tpe"),
+            pruner=pruner_options(self.pruner or "median"),
+            max_trials=self.max_trials or DEFAULT_MAX_TRIALS,
+            max_total_epochs=self.max_total_epochs,
+            warm_start=self.warm_start or [],
+        )
+
+
+SEARCH_ONLY = ("sampler", "pruner", "max_trials", "max_total_epochs", "warm_start")
+DEFAULT_MAX_TRIALS = 20
 
 
 class StudyJob(BaseModel):
     variant: str
     job_id: str
+    trial: int | None = Field(None, description="A search's trial number that the job runs.")
 
 
 class StudyRecord(BaseModel):
@@ -97,6 +154,8 @@ class StudyRecord(BaseModel):
     max_parallel: int | None
     jobs: list[StudyJob]
     created_at: datetime
+    search: SearchConfig | None = Field(None, description="How it searches; null for a study of variants.")
+    end_reason: EndReason | None = Field(None, description="Why a search ended; null while it goes on.")
 
 
 class LeaderboardRow(BaseModel):

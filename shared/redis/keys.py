@@ -64,6 +64,10 @@ class RedisKeys:
         """List: ids of a study's jobs not yet sent to a queue (its parallelism cap holds them)."""
         return f"{self.prefix}:study:{study_id}:pending"
 
+    def study_lock(self, study_id: str) -> str:
+        """String: the lock a process holds while it asks a search's next trials."""
+        return f"{self.prefix}:study:{study_id}:lock"
+
     def studies_waiting(self) -> str:
         """Sorted set: ids of studies with held jobs, scored by when a reaper next makes sure they
         go on (epoch ms): the safety net under the endings that let them go on."""

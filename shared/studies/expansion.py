@@ -63,16 +63,19 @@ def _submissions(request: StudyRequest) -> list[tuple[str, str, dict[str, Any]]]
     ]
 
 
-def check_grid_paths(grid: dict[GridPath, list[Any]]) -> None:
-    """Refuse grid paths that name no spec field, and a path inside another one (whose values
-    would replace the part it varies); the request's model refused empty value lists."""
+def check_grid_paths(grid: dict[GridPath, Any], field: str = "grid") -> None:
+    """Refuse paths (of ``grid``, or of a search's ``space``: ``field``) that name no spec field,
+    and a path inside another one (whose values would replace the part it varies); the request's
+    model refused empty value lists."""
     errors = [
-        FieldError(f"grid.{path}", "names no field of the job spec", "unknown_path")
+        FieldError(f"{field}.{path}", "names no field of the job spec", "unknown_path")
         for path in grid
         if path not in GRID_PATHS
     ]
     errors += [
-        FieldError(f"grid.{path}", f"lies inside grid.{outer}; vary one or the other", "overlapping_path")
+        FieldError(
+            f"{field}.{path}", f"lies inside {field}.{outer}; vary one or the other", "overlapping_path"
+        )
         for path in grid
         for outer in grid
         if path.startswith(f"{outer}.")

@@ -48,6 +48,14 @@ class StudyStore:
         for job in jobs[: len(jobs) - len(held)]:
             self.dispatch.send_new(job)
 
+    def save(self, study: StudyRecord, new: bool = False) -> None:
+        """Write the study's record (a search's, as it grows and ends); a ``new`` one is listed."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self.keys.study(study.id), study.model_dump_json())
+        if new:
+            pipe.zadd(self.keys.studies_index(study.tenant), {study.id: 0})
+        pipe.execute()
+
     def get(self, study_id: str) -> StudyRecord | None:
         """The study, or None."""
         raw = self.redis.get(self.keys.study(study_id))
@@ -93,6 +101,8 @@ class StudyStore:
         job back and every one of its jobs has ended; whether it has ended."""
         study = self.get(study_id)
         if study is None or self.redis.exists(self.keys.study_pending(study_id)):
+            return False
+        if study.search is not None and study.end_reason is None:  # it may ask for more trials
             return False
         statuses = self.store.get_many(job.job_id for job in study.jobs)
         if any(job is not None and not job.status.is_terminal() for job in statuses):

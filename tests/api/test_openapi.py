@@ -23,6 +23,7 @@ OPERATION_IDS = {
     ("post", "/v1/studies/{study_id}/cancel"): "cancel_study",
     ("get", "/v1/studies/{study_id}/report"): "get_study_report",
     ("get", "/v1/studies/{study_id}/curves.png"): "get_study_curves",
+    ("get", "/v1/studies/{study_id}/progress.png"): "get_search_progress",
     ("post", "/v1/datasets"): "upload_dataset",
     ("get", "/v1/datasets"): "list_datasets",
     ("get", "/v1/datasets/{dataset_id}"): "get_dataset",

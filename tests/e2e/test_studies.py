@@ -64,7 +64,7 @@ def test_study_jobs_are_ordinary_jobs_that_name_their_study(
 ) -> None:
     first = three_variants["jobs"][0]
     job = client.get(f"/v1/jobs/{first['job_id']}").json()
-    assert job["study"] == {"id": three_variants["id"], "variant": first["variant"]}
+    assert job["study"] == {"id": three_variants["id"], "variant": first["variant"], "trial": None}
     assert job["spec"]["training"]["learning_rate"] == 1e-6
 
 

@@ -73,6 +73,7 @@ REDIS_CLIENTS = {
     "shared/jobs/creation.py",
     "shared/jobs/feed.py",
     "shared/studies/store.py",
+    "shared/studies/journal.py",  # Optuna's journal, on the service's client
     "shared/datasets/store.py",
     "shared/auth/keys.py",
     "shared/auth/streams.py",
