@@ -185,15 +185,14 @@ def test_leases_follow_redis_clock_not_the_hosts(
 def test_a_new_job_carries_a_dispatch_deadline_on_redis_s_clock_from_when_it_is_stored(
     store: JobStore,
 ) -> None:
-    before = redis_seconds(store.redis)
+    # Scores are whole milliseconds of Redis's clock, rounded down.
+    dispatch_ms = int(store.dispatch_seconds * 1000)
+    before = int(redis_seconds(store.redis) * 1000)
     job_id = queued_job(store)
     deadline = store.redis.zscore(store.keys.leases(), job_id)
+    after = int(redis_seconds(store.redis) * 1000)
     assert deadline is not None
-    assert (
-        before + store.dispatch_seconds
-        <= deadline / 1000
-        <= redis_seconds(store.redis) + store.dispatch_seconds
-    )
+    assert before + dispatch_ms <= deadline <= after + dispatch_ms
 
 
 def test_a_new_job_whose_message_was_lost_is_sent_again_at_its_deadline(store: JobStore) -> None:
