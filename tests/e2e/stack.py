@@ -64,6 +64,21 @@ class Stack:
         self.names.append(name)
         return worker
 
+    def start_api(self) -> None:
+        """Start the API (again, on its port) and wait until it serves."""
+        port = self.env["API_PORT"]
+        command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", port]
+        self.api = subprocess.Popen(
+            command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for(lambda: _serves(self.url), timeout=60, what="the API")
+
+    def kill_api(self) -> None:
+        """SIGKILL the API, as a lost host."""
+        assert self.api is not None
+        self.api.kill()
+        self.api.wait()
+
     def worker_log(self, name: str) -> Path:
         return self.folder / f"{name}.log"
 
@@ -106,19 +121,8 @@ def stack_of(
         redis.start()
     keys = KeyStore(Redis(port=redis.port, decode_responses=True), RedisKeys(env["KEY_PREFIX"]))
     stack.headers = {"Authorization": f"Bearer {keys.create('faults')[1]}"}
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "api.main:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(api_port),
-    ]
-    stack.api = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stack.start_api()
     try:
-        wait_for(lambda: _serves(stack.url), timeout=60, what="the API")
         yield stack
     finally:
         for process in [*stack.workers, stack.api]:
