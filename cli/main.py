@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from cli import admin, jobs, studies, worker_command
+from cli import admin, dashboard, jobs, studies, worker_command
 from cli.demo import DemoError, curl_examples, demo_submission, run_demo
 from cli.redis_server import RedisStartError
 from cli.stack import Stack, StackError, api_argv, local_stack, state_paths
@@ -131,6 +131,7 @@ def show_examples(api_url: str, body: dict[str, Any], job_id: str, key_path: Pat
 
 
 app.command()(worker_command.worker)
+app.command()(dashboard.dashboard)
 
 
 @app.command()

@@ -1,6 +1,9 @@
 """Studies that search, for real: Optuna's samplers and pruners over trials that are ordinary
 jobs on the suite's worker, their state in the suite's Redis."""
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,7 +13,8 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalRedisBackend
 
 from shared.settings import Settings
-from tests.helpers import tiny_spec, wait_for
+from tests.conftest import stop
+from tests.helpers import free_port, tiny_spec, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("worker")]
 
@@ -164,3 +168,25 @@ def test_a_search_that_cannot_run_is_a_422_naming_the_field(
     assert answer.status_code == 422, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
     assert field in [error["field"] for error in answer.json()["errors"]], answer.json()
+
+
+def test_kjobs_dashboard_shows_the_search(tpe_asha: dict[str, Any], tmp_path: Path) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "cli.main", "dashboard", "--port", str(port)]
+    with (tmp_path / "dashboard.log").open("wb") as log:
+        dashboard = subprocess.Popen(command, stdout=log, stderr=log)
+    try:
+
+        def studies() -> list[dict[str, Any]] | None:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/studies", timeout=5)
+            except httpx.HTTPError:
+                return None
+            found: list[dict[str, Any]] = answer.json()["study_summaries"]
+            return found
+
+        listed = wait_for(studies, timeout=60, what="optuna-dashboard")
+        shown = next(study for study in listed if study["study_name"] == tpe_asha["id"])
+        assert shown["directions"] == ["maximize"]
+    finally:
+        stop(dashboard)
