@@ -25,12 +25,13 @@ API_ONLY_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
 # The web page runs only its own files: scripts, styles and API calls from this origin, no
-# inline code, no framing.
+# inline code, no framing. Images may be blobs: the page fetches the API's plots with its key
+# (an <img> cannot send one) and shows what it fetched.
 UI_HEADERS = [
     (b"cache-control", b"no-cache"),
     (
         b"content-security-policy",
-        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
         b"connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     ),
 ]

@@ -198,12 +198,17 @@ class AsyncKJobsClient:
         return await self._call(calls.cancel_study(study_id))
 
     async def study_report(self, study_id: str, *, format: ReportFormat = "markdown") -> str:
-        """The leaderboard as CSV or Markdown."""
+        """The leaderboard as CSV or Markdown (with a search's sections), or a search's trials as CSV
+        (``trials-csv``)."""
         return await self._call(calls.study_report(study_id, format))
 
     async def study_curves(self, study_id: str) -> bytes:
         """The variants' learning curves as a PNG image."""
         return await self._call(calls.study_curves(study_id))
+
+    async def search_progress(self, study_id: str) -> bytes:
+        """A search's best value against the epochs it spent, as a PNG image."""
+        return await self._call(calls.search_progress(study_id))
 
     # Datasets
 

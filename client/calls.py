@@ -36,7 +36,8 @@ M = TypeVar("M", bound=BaseModel)
 SpecLike = JobSpec | Mapping[str, Any]
 """A ``JobSubmission`` or ``JobSpec`` (only the fields set are sent), or the same as a dict."""
 StudyLike = StudyRequest | Mapping[str, Any]
-ReportFormat = Literal["csv", "markdown"]
+ReportFormat = Literal["csv", "markdown", "trials-csv"]
+"""The leaderboard as CSV or Markdown (a search's sections too), or a search's trials as CSV."""
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 LONG_POLL_MARGIN_SECONDS = 30.0
 # The event stream sends a keep-alive every 15 s: a read that waits 60 s has missed several.
@@ -182,6 +183,10 @@ def study_report(study_id: str, format: ReportFormat = "markdown") -> Call[str]:
 
 def study_curves(study_id: str) -> Call[bytes]:
     return Call("GET", f"/v1/studies/{segment(study_id)}/curves.png", lambda response: response.content)
+
+
+def search_progress(study_id: str) -> Call[bytes]:
+    return Call("GET", f"/v1/studies/{segment(study_id)}/progress.png", lambda response: response.content)
 
 
 def upload_dataset(

@@ -14,6 +14,7 @@ from shared.models.jobs import JOB_ID_PATTERN, JobRecord, JobStatus
 from shared.models.studies import StudyRecord, StudyRequest
 from shared.studies.creation import create_study as create
 from shared.studies.leaderboard import rank, row, study_status, to_csv, to_markdown
+from shared.studies.search_report import trials_csv
 from shared.studies.trials import search_view
 
 router = APIRouter(prefix="/v1/studies", tags=["studies"], responses=PROBLEM_RESPONSES)
@@ -135,19 +136,33 @@ def cancel_study(study: StudyDep, services: ServicesDep) -> StudyView:
     "/{study_id}/report",
     operation_id="get_study_report",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}, "text/markdown": {}}, "description": "The leaderboard"}},
-    summary="The leaderboard as CSV or Markdown",
+    responses={
+        200: {
+            "content": {"text/csv": {}, "text/markdown": {}},
+            "description": "The leaderboard, or a search's trials",
+        }
+    },
+    summary="The leaderboard as CSV or Markdown, a search's trials as CSV",
 )
 def get_study_report(
     study: StudyDep,
     services: ServicesDep,
-    format: Annotated[Literal["csv", "markdown"], Query(description="`csv` or `markdown`.")] = "markdown",
+    format: Annotated[
+        Literal["csv", "markdown", "trials-csv"],
+        Query(
+            description="`markdown` (with a search's summary, best trial, importances and trials), `csv` "
+            "(the leaderboard), or `trials-csv` (a search's trials, a column per parameter; a study of "
+            "variants: the header alone)."
+        ),
+    ] = "markdown",
 ) -> Response:
-    """The leaderboard as a document."""
-    rows = view(study, services).leaderboard
+    """The leaderboard as a document; for a search, its trials too."""
+    shown = view(study, services)
     if format == "csv":
-        return Response(to_csv(rows), media_type="text/csv")
-    return Response(to_markdown(study, rows), media_type="text/markdown")
+        return Response(to_csv(shown.leaderboard), media_type="text/csv")
+    if format == "trials-csv":
+        return Response(trials_csv(shown.search), media_type="text/csv")
+    return Response(to_markdown(study, shown.leaderboard, shown.search), media_type="text/markdown")
 
 
 @router.get(

@@ -1,4 +1,5 @@
-"""A study's leaderboard and report: each variant's best epoch by the objective, side by side."""
+"""A study's leaderboard and report: each variant's best epoch by the objective, side by side
+(a search's own sections in ``shared.studies.search_report``)."""
 
 import csv
 import io
@@ -6,7 +7,9 @@ from collections.abc import Sequence
 from statistics import fmean
 
 from shared.models.jobs import EpochRecord, JobRecord
+from shared.models.search import SearchView
 from shared.models.studies import LeaderboardRow, Objective, StudyRecord
+from shared.studies.search_report import search_markdown, table
 
 
 def row(variant: str, job: JobRecord, records: Sequence[EpochRecord], objective: Objective) -> LeaderboardRow:
@@ -74,11 +77,14 @@ def to_csv(rows: Sequence[LeaderboardRow]) -> str:
     return out.getvalue()
 
 
-def to_markdown(study: StudyRecord, rows: Sequence[LeaderboardRow]) -> str:
-    """The leaderboard as a Markdown table under a heading that names the objective."""
+def to_markdown(study: StudyRecord, rows: Sequence[LeaderboardRow], search: SearchView | None = None) -> str:
+    """The leaderboard as a Markdown table under a heading that names the objective; a search's
+    summary, best trial, importances and trials come first, the leaderboard of its jobs last."""
     objective = f"{study.objective.metric} ({study.objective.mode})"
-    lines = [f"# {study.name or study.id}", "", f"Ranked by the best {objective} over the epochs.", ""]
-    lines.append("| " + " | ".join(COLUMNS) + " |")
-    lines.append("|" + " --- |" * len(COLUMNS))
-    lines += ["| " + " | ".join(_cell(getattr(r, column)) for column in COLUMNS) + " |" for r in rows]
+    lines = [f"# {study.name or study.id}", ""]
+    if search is not None:
+        lines += [f"A search for the best {objective} of each trial.", ""]
+        lines += [*search_markdown(search, study.objective), "## Leaderboard", ""]
+    lines += [f"Ranked by the best {objective} over the epochs.", ""]
+    lines += table(COLUMNS, [[_cell(getattr(r, column)) for column in COLUMNS] for r in rows])
     return "\n".join(lines) + "\n"

@@ -1,4 +1,5 @@
-// The page's router: #/jobs, #/jobs/{id}, #/compare?jobs=a,b or #/compare?study=id.
+// The page's router: #/jobs, #/jobs/{id}, #/studies, #/studies/{id}, #/compare?jobs=a,b or
+// #/compare?study=id.
 
 import { UNAUTHORIZED_EVENT } from "./api.js";
 import { ensureSignedIn, installSignOut, promptForKey } from "./auth.js";
@@ -7,6 +8,8 @@ import { replace } from "./dom.js";
 import { jobView } from "./job-view.js";
 import { jobsView } from "./jobs-view.js";
 import { notice } from "./status.js";
+import { studiesView } from "./studies-view.js";
+import { studyView } from "./study-view.js";
 
 const root = document.getElementById("view");
 let current = null;
@@ -35,6 +38,8 @@ function render() {
   const [section = "jobs", id] = parts;
   highlight(section);
   if (section === "jobs" && id) return jobView(root, id, current.signal);
+  if (section === "studies" && id) return studyView(root, id, current.signal);
+  if (section === "studies") return studiesView(root, params, current.signal);
   if (section === "compare") return compareView(root, params, current.signal);
   if (section === "jobs") return jobsView(root, params, current.signal);
   replace(root, notice("There is no such page.", "error"));

@@ -76,7 +76,8 @@ async function jobIdsOf(params, signal) {
   const studyId = params.get("study");
   if (studyId) {
     const study = await getJson(`/v1/studies/${studyId}`, { signal });
-    return { title: study.name ?? `Study ${shortId(study.id)}`, ids: study.jobs.map((j) => j.job_id) };
+    const title = h("a", { href: `#/studies/${study.id}` }, study.name ?? `Study ${shortId(study.id)}`);
+    return { title, ids: study.jobs.map((j) => j.job_id) };
   }
   const ids = (params.get("jobs") ?? "").split(",").filter((id) => /^[0-9a-f]{24}$/.test(id));
   return { title: `${ids.length} jobs`, ids };

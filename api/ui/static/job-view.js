@@ -6,14 +6,9 @@ import { LineChart } from "./chart.js";
 import { h, replace } from "./dom.js";
 import { duration, fixed, isActive, jobTitle, percent, when } from "./format.js";
 import { followJob } from "./events.js";
-import { notice, progressCell, statusBadge, tagList } from "./status.js";
+import { definitionList, notice, progressCell, statusBadge, tagList } from "./status.js";
 
 const TRAIN_COLOR = "#2563eb", VAL_COLOR = "#ea580c";
-
-function definitionList(pairs) {
-  return h("dl", { class: "facts" }, pairs.filter((pair) => pair && pair[1] !== null && pair[1] !== undefined)
-    .map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
-}
 
 function layersText(layers) {
   return layers.map((layer) => (typeof layer === "number" ? String(layer) : `${layer.units}*`)).join(" × ");
@@ -58,7 +53,8 @@ function specSummary(job) {
       ["Training", `${training.epochs} epochs, batch ${training.batch_size}, ${training.optimizer} at ${training.learning_rate}`],
       ["Queue", job.queue ?? "default"],
       ["Tags", tagList(job.tags)],
-      ["Study", job.study ? h("a", { href: `#/compare?study=${job.study.id}` }, `${job.study.variant} (compare the study)`) : null],
+      ["Study", job.study ? [h("a", { href: `#/studies/${job.study.id}` }, job.study.variant),
+        " (", h("a", { href: `#/compare?study=${job.study.id}` }, "compare the study"), ")"] : null],
     ]));
 }
 

@@ -19,6 +19,12 @@ export function tagList(tags) {
   return h("span", { class: "tags" }, entries.map(([k, v]) => h("span", { class: "tag" }, `${k}: ${v}`)));
 }
 
+/** A <dl> of [name, value] pairs; a pair that is null, or whose value is, is left out. */
+export function definitionList(pairs) {
+  return h("dl", { class: "facts" }, pairs.filter((pair) => pair && pair[1] !== null && pair[1] !== undefined)
+    .map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
 export function notice(text, kind = "info") {
   return h("p", { class: `notice notice-${kind}`, role: kind === "error" ? "alert" : "status" }, text);
 }
