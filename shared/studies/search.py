@@ -322,6 +322,7 @@ class Search:
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(search._study_id, number)
         trial = optuna.trial.Trial(search, trial_id)
         metric = study.objective.metric
+        last_epoch = _last_epoch(study.search, self.storage.get_trial(trial_id).params)
 
         def prune(record: EpochRecord) -> bool:
             value = getattr(record, metric)
@@ -330,7 +331,9 @@ class Search:
                 return False
             if record.epoch not in frozen.intermediate_values:  # a resumed attempt reports once
                 trial.report(float(value), record.epoch)
-            return bool(trial.should_prune())
+            # Asked at the last epoch too (ASHA records its rung there), but a trial that trained
+            # every epoch is complete: pruning it would save nothing and hide its value.
+            return bool(trial.should_prune()) and record.epoch < last_epoch
 
         return prune
 
@@ -362,6 +365,13 @@ def best_value(records: list[EpochRecord], objective: Objective) -> float | None
     if not values:
         return None
     return float(max(values) if objective.mode == "max" else min(values))
+
+
+def _last_epoch(config: SearchConfig, params: dict[str, Any]) -> int:
+    """The epochs a trial asks for: its point's ``training.epochs`` where the space samples it,
+    else the search's."""
+    epochs = spaces.decoded(config.space, params).get("training.epochs")
+    return epochs if isinstance(epochs, int) else config.trial_epochs
 
 
 def _inside(params: dict[str, Any], distributions: dict[str, Any]) -> bool:
