@@ -112,6 +112,9 @@ def settings_env(
         # /metrics and /readyz open only to this token (the ``operator`` client sends it).
         OPERATOR_TOKEN=secrets.token_urlsafe(32),
         WORKER_HEARTBEAT_SECONDS="1",
+        # The suite's tenants hold many jobs that never run (on the gpu queue): the API and the
+        # workers (which start a search's trials) must count the same, high quota.
+        MAX_ACTIVE_JOBS_PER_TENANT="100000",
         # The webhook tests' receivers listen on loopback; retries come quickly.
         WEBHOOK_ALLOW_PRIVATE="true",
         WEBHOOK_RETRY_SECONDS="0.5",
@@ -177,7 +180,6 @@ def api_url(settings_env: Settings, tmp_path_factory: pytest.TempPathFactory) ->
     """The API with the suite's settings (limits high enough for the suite's own traffic)."""
     env = {
         **os.environ,
-        "MAX_ACTIVE_JOBS_PER_TENANT": "100000",
         "RATE_LIMIT_REQUESTS": "1000000",
         "MAX_UPLOAD_BYTES": "20000000",
         "MAX_EXPANDED_BYTES": "50000000",

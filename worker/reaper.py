@@ -44,7 +44,7 @@ class Reaper:
         for job_id in self.attempts.expired():
             self.settle(job_id)
         self.endings.settle()
-        self.endings.studies.move_on_waiting()
+        self.endings.move_on_waiting()
         self.retention.run_once()
 
     def settle(self, job_id: str) -> None:

@@ -156,7 +156,11 @@ class Search:
                     self.studies.save(study.model_copy(update={"end_reason": reason}))
                     log.info("study %s: the search ended (%s)", study.id, reason)
                 break
-            if len(in_flight) >= (study.max_parallel or DEFAULT_PARALLEL) or self._at_quota(study.tenant):
+            if len(in_flight) >= (study.max_parallel or DEFAULT_PARALLEL):
+                break
+            if self._at_quota(study.tenant):
+                if not in_flight:  # no ending will move it on: the reapers will, once the quota has room
+                    self.studies.wait(study.id)
                 break
             outcome = self._start_trial(study, search)
             if outcome == "invalid":  # told, and not counted
@@ -166,6 +170,8 @@ class Search:
                     break
                 continue
             if outcome == "quota":
+                if not in_flight:
+                    self.studies.wait(study.id)
                 break
             study, job = outcome
             jobs[job.id] = job

@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from redis.client import Pipeline
 
@@ -135,18 +135,39 @@ class StudyStore:
             pipe.zrem(self.keys.studies_index(study.tenant), study_id)
         pipe.execute()
 
-    def move_on_waiting(self) -> list[str]:
-        """Let every study with held jobs go on whose turn to be checked has come (each is checked
-        once a dispatch deadline), whatever became of the endings that should have let it go on;
-        a study with nothing held any more leaves the waiting set. The ids of the jobs sent."""
+    def wait(self, study_id: str) -> None:
+        """Have the reapers make sure, once a dispatch deadline, that the study goes on (a search
+        that the tenant's quota stopped with nothing in flight, say: no ending will move it)."""
+        deadline = redis_seconds(self.redis) + self.store.dispatch_seconds
+        self.redis.zadd(self.keys.studies_waiting(), {study_id: epoch_ms(deadline)}, nx=True)
+
+    def move_on_waiting(self, advance: Callable[[str], list[str]] | None = None) -> list[str]:
+        """Let every waiting study go on whose turn to be checked has come (each is checked once
+        a dispatch deadline), whatever became of the endings that should have let it go on: one
+        with held jobs lets them go, a search asks for trials (with ``advance``). A study that
+        needs it no more leaves the waiting set. The ids of the jobs sent."""
         waiting = self.keys.studies_waiting()
         hold_ms = int(self.store.dispatch_seconds * 1000)
         sent: list[str] = []
         for study_id in strings(CLAIM_DUE.run(self.redis, [waiting], [100, hold_ms])):
-            sent += self.let_go_on(study_id)
-            if not self.redis.exists(self.keys.study_pending(study_id)):
+            study = self.get(study_id)
+            if study is not None and study.search is not None and advance is not None:
+                sent += advance(study_id)
+            else:
+                sent += self.let_go_on(study_id)
+            if not self._still_waiting(self.get(study_id)):
                 self.redis.zrem(waiting, study_id)
         return sent
+
+    def _still_waiting(self, study: StudyRecord | None) -> bool:
+        """Whether only the reapers can move the study on: a search that has not ended and has
+        nothing in flight, or a study with held jobs."""
+        if study is None:
+            return False
+        if study.search is None:
+            return bool(self.redis.exists(self.keys.study_pending(study.id)))
+        jobs = self.store.get_many(job.job_id for job in study.jobs)
+        return study.end_reason is None and all(job is None or job.status.is_terminal() for job in jobs)
 
     def _take_next(self, study: StudyRecord) -> str | None:
         pending = self.keys.study_pending(study.id)

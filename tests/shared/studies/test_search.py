@@ -10,14 +10,15 @@ import pytest
 from shared.datasets.store import DatasetStore
 from shared.jobs.dispatch import Dispatch
 from shared.jobs.store import JobStore
-from shared.models.jobs import JobStatus, StopReason
+from shared.models.jobs import JobRecord, JobStatus, StopReason, new_job_id
+from shared.models.spec import JobSpec
 from shared.models.studies import StudyRecord, StudyRequest
 from shared.queue import create_celery_app
 from shared.settings import Settings
 from shared.storage.local import LocalStore
 from shared.studies.search import Search
 from shared.studies.store import StudyStore
-from tests.helpers import epoch_record, tiny_spec
+from tests.helpers import epoch_record, tiny_spec, wait_for
 
 
 @pytest.fixture
@@ -159,3 +160,25 @@ def test_a_trial_is_told_by_how_its_job_ended(search: Search) -> None:
         search.follow_up(store.get(member.job_id))  # a follow-up twice tells once
     states = [t.state.name for t in search.trials(study)]
     assert states == ["PRUNED", "FAIL"]
+
+
+def test_a_search_the_quota_stopped_is_moved_on_by_the_reapers_once_it_has_room(
+    store: JobStore, settings_env: Settings, tmp_path: Path
+) -> None:
+    store.dispatch_seconds = 0.2
+    broker = settings_env.model_copy(update={"key_prefix": store.keys.prefix})
+    studies = StudyStore(Dispatch(store, create_celery_app(broker)))
+    quota = settings_env.model_copy(update={"max_active_jobs_per_tenant": 1})
+    search = Search(studies, DatasetStore(store, LocalStore(tmp_path)), quota)
+    other = JobRecord.new(new_job_id(), "t1", JobSpec(), "cpu")
+    store.create(other)  # the tenant's one active job
+    study = start(search, space={"training.learning_rate": {"choice": [0.01, 0.003]}}, max_trials=1)
+    assert study.jobs == [], "the quota is full: no trial starts, and no ending will come"
+    store.change_status(other.id, JobStatus.CANCELLED, reason="ended by the test")
+    sent = wait_for(
+        lambda: studies.move_on_waiting(search.advance), timeout=5, interval=0.05, what="the reapers"
+    )
+    moved = studies.get(study.id)
+    assert moved is not None
+    assert [m.job_id for m in moved.jobs] == sent
+    assert studies.redis.zscore(studies.keys.studies_waiting(), study.id) is None, "it has a trial in flight"
