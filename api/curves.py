@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot: render to memory, never to a screen
 
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from shared.models.jobs import EpochRecord
 from shared.models.studies import Objective
@@ -26,10 +27,7 @@ def curves_png(title: str, series: Sequence[tuple[str, Sequence[EpochRecord]]]) 
             axes.set_ylabel(label)
             axes.grid(alpha=0.3)
         accuracy.legend(fontsize="small")
-        figure.suptitle(title)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=100)
-        return buffer.getvalue()
+        return _png(figure, title)
     finally:
         plt.close(figure)
 
@@ -62,9 +60,13 @@ def progress_png(title: str, series: Sequence[Sequence[EpochRecord]], objective:
         axes.set_xlabel("epochs spent, all trials")
         axes.set_ylabel(f"best {objective.metric} ({objective.mode})")
         axes.grid(alpha=0.3)
-        figure.suptitle(title)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=100)
-        return buffer.getvalue()
+        return _png(figure, title)
     finally:
         plt.close(figure)
+
+
+def _png(figure: Figure, title: str) -> bytes:
+    figure.suptitle(title)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()

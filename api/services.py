@@ -14,14 +14,17 @@ from shared.datasets.store import DatasetQuota, DatasetStore
 from shared.jobs.dispatch import Dispatch
 from shared.jobs.feed import JobFeed
 from shared.jobs.store import JobStore
-from shared.ops.redis_contract import ContractWatch
+from shared.models.artifacts import StoreStatus
+from shared.models.redis_contract import RedisContract
+from shared.ops.redis_contract import contract_watch
+from shared.ops.refreshed import Refreshed
 from shared.ops.registry import WorkerRegistry
 from shared.queue import create_celery_app
 from shared.redis.channels import ChannelHub
 from shared.redis.connection import STREAM_CONNECTIONS, connect_async
 from shared.settings import Settings
 from shared.storage import ArtifactStore, open_store
-from shared.storage.probe import StoreWatch
+from shared.storage.probe import store_watch
 from shared.studies.search import Search
 from shared.studies.store import StudyStore
 from shared.webhooks.claims import DeliveryClaims
@@ -46,10 +49,10 @@ class Services:
     """Searches: creation, and their trials as Optuna holds them."""
     datasets: DatasetStore
     artifacts: ArtifactStore
-    artifacts_watch: StoreWatch
+    artifacts_watch: Refreshed[StoreStatus]
     """The artifact store's probe (``/readyz`` reports it)."""
     workers: WorkerRegistry
-    redis_contract: ContractWatch
+    redis_contract: Refreshed[RedisContract]
     """What Redis is, as the Redis contract asks (``/readyz`` reports it)."""
     deliveries: DeliveryClaims
     webhook_secrets: WebhookSecrets
@@ -83,9 +86,9 @@ class Services:
             search=Search(studies, datasets, settings),
             datasets=datasets,
             artifacts=artifacts,
-            artifacts_watch=StoreWatch(artifacts),
+            artifacts_watch=store_watch(artifacts),
             workers=workers,
-            redis_contract=ContractWatch(redis),
+            redis_contract=contract_watch(redis),
             deliveries=DeliveryClaims(redis, keys),
             webhook_secrets=WebhookSecrets(redis, keys),
             prometheus=prometheus,

@@ -37,6 +37,7 @@ from shared.ops.registry import WorkerRegistry
 from shared.queue import create_celery_app
 from shared.settings import get_settings
 from shared.storage import ArtifactStore, open_store
+from shared.studies.journal import storage_on
 from shared.studies.search import Search
 from shared.studies.store import StudyStore
 from worker.cache import ArtifactCache
@@ -158,9 +159,12 @@ def _load_trainer(**_: Any) -> None:
     from worker import training  # noqa: F401
 
     # A prefork child is forked from a parent whose heartbeat thread runs: the child must not
-    # use the copy (its lock may have been held at the fork). Nor the webhook deliverer's.
+    # use the copy (its lock may have been held at the fork). Nor the webhook deliverer's, nor
+    # the parent's searches (whose journal storage has a lock of its own): it makes its own.
     _heartbeat.clear()
     _deliverer.clear()
+    for cached in (get_endings, get_search, get_studies, storage_on):
+        cached.cache_clear()
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]

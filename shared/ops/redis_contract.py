@@ -11,14 +11,14 @@ unless ``REDIS_ALLOW_EVICTION`` is true (``worker.redis_gate``).
 
 import ipaddress
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from redis import Redis
 from redis.connection import SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import ResponseError
 
 from shared.models.redis_contract import Auth, RedisContract, RedisFinding
+from shared.ops.refreshed import Refreshed
 
 log = logging.getLogger(__name__)
 
@@ -150,26 +150,7 @@ def log_findings(contract: RedisContract, logger: logging.Logger = log) -> None:
         logger.log(level, "Redis contract: %s", finding.message)
 
 
-class ContractWatch:
+def contract_watch(redis: Redis, refresh_seconds: float = REFRESH_SECONDS) -> Refreshed[RedisContract]:
     """The contract of the API's Redis, read again at most every ``refresh_seconds``, so that
     ``/readyz`` reports it without a ``CONFIG GET`` on every probe."""
-
-    def __init__(
-        self,
-        redis: Redis,
-        refresh_seconds: float = REFRESH_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.redis, self.refresh_seconds, self._clock = redis, refresh_seconds, clock
-        self._read: tuple[float, RedisContract] | None = None
-
-    def current(self) -> RedisContract:
-        """The last reading while it is fresh, else a new one (which raises when Redis does not
-        answer)."""
-        read, now = self._read, self._clock()
-        if read is not None and now - read[0] < self.refresh_seconds:
-            return read[1]
-        contract = check_contract(self.redis)
-        # One assignment, so concurrent probes (a thread pool's) see an old reading or a new one.
-        self._read = (now, contract)
-        return contract
+    return Refreshed(lambda: check_contract(redis), refresh_seconds)

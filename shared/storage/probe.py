@@ -11,11 +11,11 @@ names it in Redis (``Handshake.publish``); a worker checks that it sees that obj
 import logging
 import time
 import uuid
-from collections.abc import Callable
 
 from redis import Redis
 
 from shared.models.artifacts import StoreStatus
+from shared.ops.refreshed import Refreshed
 from shared.redis.keys import RedisKeys
 from shared.storage.base import ArtifactCorrupt, ArtifactMissing, ArtifactStore, StoreUnavailable
 from shared.storage.layout import probe_key
@@ -76,26 +76,14 @@ class Handshake:
         return False
 
 
-class StoreWatch:
+def store_watch(store: ArtifactStore, refresh_seconds: float = REFRESH_SECONDS) -> Refreshed[StoreStatus]:
     """The API's store check, made again at most every ``refresh_seconds``, so ``/readyz``
     probes the store without a round trip on every call."""
 
-    def __init__(
-        self,
-        store: ArtifactStore,
-        refresh_seconds: float = REFRESH_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.store, self.refresh_seconds, self._clock = store, refresh_seconds, clock
-        self._read: tuple[float, StoreStatus] | None = None
-
-    def current(self) -> StoreStatus:
-        """The last check while it is fresh, else a new one."""
-        read, now = self._read, self._clock()
-        if read is not None and now - read[0] < self.refresh_seconds:
-            return read[1]
-        status = check(self.store, "api")
+    def checked() -> StoreStatus:
+        status = check(store, "api")
         if not status.ok:
             log.error("the artifact store %s cannot be used: %s", status.url, status.error)
-        self._read = (now, status)  # one assignment: concurrent probes see an old check or a new one
         return status
+
+    return Refreshed(checked, refresh_seconds)

@@ -10,7 +10,8 @@ import httpx
 import pytest
 from redis import Redis
 
-from shared.ops.redis_contract import ContractWatch, check_contract, connection_facts, judge
+from shared.ops.redis_contract import check_contract, connection_facts, judge
+from shared.ops.refreshed import Refreshed
 from shared.redis.connection import connect
 from shared.settings import Settings
 from tests.conftest import operator_headers, running_api
@@ -137,7 +138,7 @@ def test_plain_tcp_to_another_host_is_a_warning_and_tls_or_loopback_is_not() -> 
 def test_the_api_s_reading_is_kept_for_a_while_then_read_again(server: RedisServer) -> None:
     now = [0.0]
     with client_of(server.url) as redis:
-        watch = ContractWatch(redis, refresh_seconds=60, clock=lambda: now[0])
+        watch = Refreshed(lambda: check_contract(redis), 60, clock=lambda: now[0])
         assert watch.current().maxmemory_policy == "noeviction"
         redis.config_set("maxmemory-policy", "allkeys-lru")
         now[0] = 59.0
