@@ -3,9 +3,9 @@ the service's key prefix (``<prefix>:optuna``), so any process (the API, any wor
 writes the same studies, and a restarted one carries on where the others left off.
 
 The backend is Optuna's own, on the service's Redis client (Sentinel and TLS included), with
-one change: no snapshots. Optuna writes them as pickles, and the service loads no pickle from a
-store that others can write; each process replays the journal instead (JSON lines), once, then
-reads only what is new.
+one change: no snapshots. Optuna writes them in Python's object serialization, which can run code
+when loaded, and the service loads nothing of that kind from a store that others can write;
+each process replays the journal instead (JSON lines), once, then reads only what is new.
 """
 
 from functools import cache
@@ -22,14 +22,14 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 class ServiceJournal(JournalRedisBackend):
-    """Optuna's Redis journal on a client of the service's, without pickled snapshots."""
+    """Optuna's Redis journal on a client of the service's, without its snapshots."""
 
     def __init__(self, redis: Redis, prefix: str) -> None:
         # Not the parent's __init__, which makes a client of its own from a URL.
         self._url, self._redis, self._use_cluster, self._prefix = "", redis, False, prefix
 
     def save_snapshot(self, snapshot: bytes) -> None:
-        """Keep no snapshot: Optuna's are pickles."""
+        """Keep no snapshot: Optuna's are Python objects serialized, not JSON."""
 
     def load_snapshot(self) -> bytes | None:
         """No snapshot: the journal is replayed."""
