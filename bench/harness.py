@@ -26,6 +26,7 @@ import httpx
 from cli.processes import Child, spawn, terminate
 from cli.redis_server import LOCALHOST, free_port, wait_for_server
 from cli.stack import api_argv, worker_argv
+from cli.worker_layout import celery_argv
 from shared.auth.keys import KeyStore
 from shared.redis.connection import connect
 from shared.redis.keys import RedisKeys
@@ -106,8 +107,9 @@ def service_env(redis_url: str, work_dir: Path, extra: dict[str, str] | None = N
 
 
 @contextmanager
-def stack(*, worker: bool, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
-    """Redis, the API (one uvicorn process) and, with ``worker``, one warm solo worker on cpu."""
+def stack(*, worker: bool, extra_env: dict[str, str] | None = None, workers: int = 1) -> Iterator[Stack]:
+    """Redis, the API (one uvicorn process) and, with ``worker``, ``workers`` warm solo workers on
+    cpu (one by default), each under a node name of its own."""
     with ExitStack() as exits:
         work_dir = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="kjobs-bench-")))
         redis_url = exits.enter_context(redis_server(work_dir))
@@ -120,9 +122,11 @@ def stack(*, worker: bool, extra_env: dict[str, str] | None = None) -> Iterator[
         api_url = f"http://{LOCALHOST}:{port}"
         wait_until(lambda: _healthy(api_url), 60, "the API to start", api)
         if worker:
-            child = spawn("worker", worker_argv("cpu"), work_dir / "worker.log", env)
-            exits.callback(terminate, child, 60.0)
-            wait_until(lambda: _has_worker(api_url), 120, "the worker to start", child)
+            children = [_start_worker(number, work_dir, env) for number in range(1, workers + 1)]
+            for child in children:
+                exits.callback(terminate, child, 60.0)
+            for child in children:
+                wait_until(lambda: _workers(api_url) >= workers, 180, "the workers to start", child)
         yield Stack(redis_url, api_url, api_key, settings, work_dir, api.process.pid)
 
 
@@ -176,13 +180,22 @@ def _healthy(api_url: str) -> bool:
         return False
 
 
-def _has_worker(api_url: str) -> bool:
+def _start_worker(number: int, work_dir: Path, env: dict[str, str]) -> Child:
+    """The ``number``-th solo worker on cpu: the first as ``kjobs up`` names it, others apart."""
+    if number == 1:
+        return spawn("worker", worker_argv("cpu"), work_dir / "worker.log", env)
+    argv = celery_argv("cpu", f"local{number}@%h")
+    return spawn(f"worker {number}", argv, work_dir / f"worker-{number}.log", env)
+
+
+def _workers(api_url: str) -> int:
+    """Workers on the cpu queue that /readyz counts; 0 when it cannot tell."""
     headers = {"Authorization": f"Bearer {operator_token()}"}  # /readyz takes only the operator token
     try:
         readiness = httpx.get(f"{api_url}/readyz", headers=headers, timeout=1.0).json()
     except (httpx.HTTPError, ValueError):
-        return False
-    return bool(readiness.get("workers", {}).get("cpu"))
+        return 0
+    return int(readiness.get("workers", {}).get("cpu", 0))
 
 
 def percentile(values: Sequence[float], q: float) -> float:
