@@ -24,6 +24,7 @@ from api.routes import (
     models,
     presets,
     prometheus,
+    queue,
     studies,
     ui,
     webhooks,
@@ -112,7 +113,7 @@ def create_api() -> FastAPI:
     install_problem_handlers(app)
     # The metrics poll checks the caller's key in the same Redis round trip as its page.
     app.include_router(metrics.router)
-    for module in (jobs, models, presets, studies, datasets, webhooks, workers):
+    for module in (jobs, models, presets, studies, datasets, webhooks, workers, queue):
         app.include_router(module.router, dependencies=[Depends(get_tenant)])
     app.include_router(health.router)
     app.include_router(ui.router)

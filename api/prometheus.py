@@ -21,16 +21,19 @@ from shared.jobs.store import JobStore
 from shared.ops.registry import WorkerRegistry
 from shared.ops.telemetry import Telemetry
 from shared.queue import QUEUES, queue_depths
+from shared.scheduling.places import QueueReader
 
 REQUEST_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 class DeploymentCollector(Collector):
-    """Reads the deployment's state from Redis at each scrape: a few commands, no key scans."""
+    """Reads the deployment's state from Redis at each scrape: a few round trips, no key scans
+    (the waiting jobs are counted per tenant waiting, in one pipeline)."""
 
-    def __init__(self, store: JobStore, registry: WorkerRegistry) -> None:
+    def __init__(self, store: JobStore, registry: WorkerRegistry, queue: QueueReader) -> None:
         self.store = store
         self.workers = registry
+        self.queue = queue
 
     def collect(self) -> Iterator[Metric]:
         counters = Telemetry.read(self.store.redis, self.store.keys)
@@ -52,6 +55,7 @@ class DeploymentCollector(Collector):
         epochs.add_metric([], [*buckets, ("+Inf", float(counters.epoch_count))], counters.epoch_seconds_sum)
         yield epochs
         yield self._queue_depths()
+        yield self._waiting()
         yield self._live_workers()
 
     def _queue_depths(self) -> GaugeMetricFamily:
@@ -59,6 +63,16 @@ class DeploymentCollector(Collector):
         for queue, count in queue_depths(self.store.redis, self.store.keys).items():
             depth.add_metric([queue], count)
         return depth
+
+    def _waiting(self) -> GaugeMetricFamily:
+        waiting = GaugeMetricFamily(
+            "kjobs_jobs_waiting",
+            "Queued jobs waiting for a slot, by queue and priority.",
+            labels=["queue", "priority"],
+        )
+        for (queue, priority), count in self.queue.waiting_counts().items():
+            waiting.add_metric([queue, priority], count)
+        return waiting
 
     def _live_workers(self) -> GaugeMetricFamily:
         live = GaugeMetricFamily("kjobs_workers", "Live workers consuming each queue.", labels=["queue"])

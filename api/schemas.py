@@ -21,6 +21,7 @@ from shared.models.jobs import (
     Transition,
 )
 from shared.models.network import NetworkSummary
+from shared.models.queue import QueuePlace
 from shared.models.redis_contract import RedisContract
 from shared.models.search import SearchView
 from shared.models.spec import JobSpec, QueueName
@@ -86,6 +87,9 @@ class JobView(JobSummary):
     )
     webhooks: WebhookSummary | None = Field(
         None, description="The job's webhook deliveries, counted; null when its spec has no `notify`."
+    )
+    queue_place: QueuePlace | None = Field(
+        None, description="Where a queued job stands in its queue and why it waits; null for any other."
     )
 
     @classmethod

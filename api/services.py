@@ -22,6 +22,7 @@ from shared.ops.registry import WorkerRegistry
 from shared.queue import create_celery_app
 from shared.redis.channels import ChannelHub
 from shared.redis.connection import STREAM_CONNECTIONS, connect_async
+from shared.scheduling.places import QueueReader
 from shared.settings import Settings
 from shared.storage import ArtifactStore, open_store
 from shared.storage.probe import store_watch
@@ -52,6 +53,8 @@ class Services:
     artifacts_watch: Refreshed[StoreStatus]
     """The artifact store's probe (``/readyz`` reports it)."""
     workers: WorkerRegistry
+    queue: QueueReader
+    """Where queued jobs stand (``shared.scheduling``)."""
     redis_contract: Refreshed[RedisContract]
     """What Redis is, as the Redis contract asks (``/readyz`` reports it)."""
     deliveries: DeliveryClaims
@@ -66,7 +69,8 @@ class Services:
         redis, keys = store.redis, store.keys
         dispatch = Dispatch(store, create_celery_app(settings))
         workers, prometheus = WorkerRegistry(redis, keys), CollectorRegistry()
-        prometheus.register(DeploymentCollector(store, workers))
+        queue = QueueReader(store, settings)
+        prometheus.register(DeploymentCollector(store, workers, queue))
         artifacts = open_store(settings)
         studies = StudyStore(dispatch)
         quota = DatasetQuota(settings.max_datasets_per_tenant, settings.max_dataset_bytes_per_tenant)
@@ -88,6 +92,7 @@ class Services:
             artifacts=artifacts,
             artifacts_watch=store_watch(artifacts),
             workers=workers,
+            queue=queue,
             redis_contract=contract_watch(redis),
             deliveries=DeliveryClaims(redis, keys),
             webhook_secrets=WebhookSecrets(redis, keys),

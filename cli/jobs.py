@@ -16,7 +16,8 @@ from cli.output import console, err_console, print_fields, print_rows
 from cli.spec_input import parse_layers, parse_tags, submission
 from client import JobStatus, JobView, KJobsClient
 from shared.models.jobs import EpochRecord
-from shared.models.spec import Optimizer, PresetName
+from shared.models.queue import QueuePlace
+from shared.models.spec import Optimizer, PresetName, Priority
 
 JobIdArgument = Annotated[str, typer.Argument(help="The job's id.", show_default=False)]
 FollowOption = Annotated[
@@ -46,6 +47,7 @@ def submit(
     learning_rate: Annotated[float | None, typer.Option(help="The optimizer's learning rate.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of weights, split and shuffling.")] = None,
     queue: Annotated[str | None, typer.Option(help="cpu or gpu workers.")] = None,
+    priority: Annotated[Priority | None, typer.Option(help="high, normal or low.")] = None,
     follow: FollowOption = False,
     url: UrlOption = None,
     api_key: ApiKeyOption = None,
@@ -67,6 +69,7 @@ def submit(
         "training.learning_rate": learning_rate,
         "training.seed": seed,
         "resources.queue": queue,
+        "resources.priority": priority,
     }
     body = submission(spec_file, preset, overrides)
     with connect(url, api_key) as client:
@@ -140,12 +143,40 @@ def job_fields(job: JobView) -> list[tuple[str, object]]:
         *result_fields(job),
         ("error", f"{job.error.type}: {job.error.message}" if job.error else None),
         ("study", f"{job.study.id} ({job.study.variant})" if job.study else None),
+        ("priority", job.spec.resources.priority),
+        ("waiting", place_text(job.queue_place) if job.queue_place else None),
         ("attempt", job.attempt),
         ("created", job.created_at.isoformat(timespec="seconds")),
         ("finished", job.finished_at.isoformat(timespec="seconds") if job.finished_at else None),
         ("model", "yes" if job.has_model else "no"),
     ]
     return pairs
+
+
+def place_text(place: QueuePlace) -> str:
+    """A queued job's place: its position, when it waits in line, and why it waits."""
+    position = f"#{place.position}: " if place.position is not None else ""
+    return f"{position}{place.reason}"
+
+
+def queue(url: UrlOption = None, api_key: ApiKeyOption = None) -> None:
+    """Show each queue's slots, your jobs waiting and released at each priority, and your
+    waiting jobs in the order they start."""
+    with connect(url, api_key) as client:
+        summary = client.queue()
+    rows = [
+        (view.queue, view.slots, counts.priority, counts.waiting, counts.released)
+        for view in summary.queues
+        for counts in view.priorities
+    ]
+    print_rows(
+        ("queue", "slots", "priority", "waiting", "released"), rows, title="Your jobs by queue and priority"
+    )
+    waiting = [
+        (view.queue, job.position, job.priority, job.id) for view in summary.queues for job in view.waiting
+    ]
+    if waiting:
+        print_rows(("queue", "position", "priority", "id"), waiting, title="Your waiting jobs", whole=("id",))
 
 
 def metrics(
@@ -237,5 +268,5 @@ def download(
 
 def register(app: typer.Typer) -> None:
     """Add the job commands to ``app``."""
-    for command in (submit, follow, ls, show, metrics, cancel, download):
+    for command in (submit, follow, ls, show, metrics, cancel, download, queue):
         app.command()(command)

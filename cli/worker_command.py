@@ -1,4 +1,5 @@
-"""``kjobs worker``: the machine's worker layout (one worker per GPU, or one on the CPU), supervised."""
+"""``kjobs worker``: the machine's worker layout (one worker per GPU, or several sharing each, or
+one on the CPU), supervised."""
 
 import logging
 from typing import Annotated
@@ -27,6 +28,15 @@ def worker(
             "--queues", "-Q", help="The CPU worker's queues: cpu (default), or cpu,gpu on a lone machine."
         ),
     ] = None,
+    slots_per_gpu: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Workers per GPU, each held to an equal share of its memory (GPU_MEMORY_MB), so that "
+            "several small jobs share one GPU.",
+        ),
+    ] = 1,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="The workers' least log level.")] = "INFO",
     max_restarts: Annotated[
         int, typer.Option(min=1, help="Restarts of one crashed worker per minute before giving up.")
@@ -38,7 +48,7 @@ def worker(
     """Run this machine's Celery workers in the foreground, restarting any that crashes (settings from
     the environment, e.g. REDIS_URL); SIGTERM or Ctrl-C stops them all."""
     try:
-        plan = plan_workers(gpus, queues, list_gpus(), loglevel)
+        plan = plan_workers(gpus, queues, list_gpus(), loglevel, slots_per_gpu)
     except (LayoutError, GpuListError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--gpus/--queues") from None
     if gpus is not None and plan[0].gpu is None:

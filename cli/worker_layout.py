@@ -1,7 +1,9 @@
-"""Which Celery worker processes ``kjobs worker`` runs on this machine: one per GPU, or one on the CPU.
+"""Which Celery worker processes ``kjobs worker`` runs on this machine: one per GPU (or several
+sharing each), or one on the CPU.
 
 Each GPU gets a solo-pool worker of its own, pinned to it with ``CUDA_VISIBLE_DEVICES``, so a
-worker trains one job at a time on the whole of one GPU and no backend ever sees two.
+worker trains one job at a time on the whole of one GPU and no backend ever sees two; with
+``--slots-per-gpu N``, N such workers share each GPU, each held to an equal share of its memory.
 """
 
 import shlex
@@ -86,29 +88,59 @@ def select_gpus(requested: str, available: list[Gpu]) -> list[Gpu]:
     return chosen
 
 
+SLOT_SHARE = 0.9
+"""The part of a GPU's memory that its slots share out: each slot's process has a CUDA context of
+its own (a few hundred MiB) outside its backend's limit."""
+
+
 def plan_workers(
-    gpus: str | None, queues: str | None, available: list[Gpu], loglevel: str = "INFO"
+    gpus: str | None, queues: str | None, available: list[Gpu], loglevel: str = "INFO", slots_per_gpu: int = 1
 ) -> list[WorkerProcess]:
     """The worker processes for ``--gpus`` and ``-Q`` on a machine with the ``available`` GPUs.
 
-    With GPUs asked for and found: one worker per GPU on the gpu queue (``-Q`` may not say
-    otherwise). Else one CPU worker on ``-Q`` (``cpu`` by default), which sees no GPU.
+    With GPUs asked for and found: ``slots_per_gpu`` workers per GPU on the gpu queue (``-Q``
+    may not say otherwise); several on one GPU each get an equal share of its memory. Else one
+    CPU worker on ``-Q`` (``cpu`` by default), which sees no GPU.
     """
     chosen = select_gpus(gpus, available) if gpus is not None else []
     if chosen:
         if queues is not None and check_queues(queues) != [GPU_QUEUE]:
             raise LayoutError("GPU workers consume the gpu queue only; leave out -Q or give -Q gpu")
-        return [
-            WorkerProcess(
-                f"gpu{gpu.index}",
-                celery_argv(GPU_QUEUE, f"gpu{gpu.index}@%h", loglevel),
-                {"CUDA_VISIBLE_DEVICES": str(gpu.index)},
-                gpu,
-            )
-            for gpu in chosen
-        ]
+        return [slot for gpu in chosen for slot in gpu_slots(gpu, slots_per_gpu, loglevel)]
+    if slots_per_gpu > 1:
+        raise LayoutError("--slots-per-gpu shares GPUs: give --gpus too")
     names = check_queues(queues or CPU_QUEUES)
     # An empty CUDA_VISIBLE_DEVICES hides any GPU, so the CPU worker never takes a GPU's memory.
     return [
         WorkerProcess("cpu", celery_argv(",".join(names), "cpu@%h", loglevel), {"CUDA_VISIBLE_DEVICES": ""})
+    ]
+
+
+def gpu_slots(gpu: Gpu, slots: int, loglevel: str) -> list[WorkerProcess]:
+    """The workers of one GPU: the whole GPU to one, or to each of several an equal share of its
+    memory, which each backend is held to (``GPU_MEMORY_MB``; JAX reads its fraction only from
+    the environment it starts with)."""
+    pinned = {"CUDA_VISIBLE_DEVICES": str(gpu.index)}
+    if slots == 1:
+        return [
+            WorkerProcess(
+                f"gpu{gpu.index}", celery_argv(GPU_QUEUE, f"gpu{gpu.index}@%h", loglevel), pinned, gpu
+            )
+        ]
+    total_mib = gpu.memory_bytes // 2**20
+    share_mib = int(total_mib * SLOT_SHARE / slots)
+    if share_mib < 1:
+        raise LayoutError(f"GPU {gpu.index} has too little memory ({total_mib} MiB) for {slots} slots")
+    env = {
+        **pinned,
+        "GPU_MEMORY_MB": str(share_mib),
+        "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{share_mib / total_mib:.4f}",
+        # A share is reserved whole at start (JAX): no slot can then take another's memory.
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "true",
+    }
+    return [
+        WorkerProcess(
+            f"gpu{gpu.index}-{slot}", celery_argv(GPU_QUEUE, f"gpu{gpu.index}-{slot}@%h", loglevel), env, gpu
+        )
+        for slot in range(slots)
     ]

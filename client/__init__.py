@@ -30,6 +30,7 @@ from client.retry import NO_RETRIES, RetryPolicy
 from client.sync_client import KJobsClient
 from shared.models.datasets import DatasetInfo
 from shared.models.jobs import EpochRecord, JobStatus
+from shared.models.queue import QueueSummary
 from shared.models.spec import JobSpec, JobSubmission
 from shared.models.studies import StudyRequest
 from shared.models.webhooks import DeliveryLog, WebhookSecret
@@ -58,6 +59,7 @@ __all__ = [
     "KJobsError",
     "MetricsPage",
     "PresetView",
+    "QueueSummary",
     "Readiness",
     "RetryPolicy",
     "ServiceUnreachable",

@@ -37,6 +37,7 @@ from client.transfer import (
 )
 from shared.models.datasets import DatasetInfo
 from shared.models.jobs import JobStatus
+from shared.models.queue import QueueSummary
 from shared.models.webhooks import DeliveryLog, WebhookSecret
 
 T = TypeVar("T")
@@ -239,6 +240,11 @@ class AsyncKJobsClient:
     async def workers(self) -> WorkerList:
         """The live workers: queues, backend, device, and the caller's job each one trains."""
         return await self._call(calls.list_workers())
+
+    async def queue(self) -> QueueSummary:
+        """Per queue: its slots, and the caller's jobs waiting and released at each priority, its
+        waiting ones in the order they start."""
+        return await self._call(calls.queue_summary())
 
     async def ready(self, operator_token: str | None = None) -> Readiness:
         """Readiness (a 503 is an answer here), with the service's operator token."""

@@ -26,6 +26,7 @@ from api.schemas import (
 )
 from shared.models.datasets import DatasetInfo
 from shared.models.jobs import JobStatus
+from shared.models.queue import QueueSummary
 from shared.models.spec import JobSpec
 from shared.models.studies import StudyRequest
 from shared.models.webhooks import DeliveryLog, WebhookSecret
@@ -215,6 +216,10 @@ def health() -> Call[Health]:
 
 def list_workers() -> Call[WorkerList]:
     return Call("GET", "/v1/workers", model(WorkerList))
+
+
+def queue_summary() -> Call[QueueSummary]:
+    return Call("GET", "/v1/queue", model(QueueSummary))
 
 
 def readiness(operator_token: str | None) -> Call[Readiness]:

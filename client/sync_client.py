@@ -36,6 +36,7 @@ from client.transfer import (
 )
 from shared.models.datasets import DatasetInfo
 from shared.models.jobs import JobStatus
+from shared.models.queue import QueueSummary
 from shared.models.webhooks import DeliveryLog, WebhookSecret
 
 T = TypeVar("T")
@@ -239,6 +240,11 @@ class KJobsClient:
     def workers(self) -> WorkerList:
         """The live workers: queues, backend, device, and the caller's job each one trains."""
         return self._call(calls.list_workers())
+
+    def queue(self) -> QueueSummary:
+        """Per queue: its slots, and the caller's jobs waiting and released at each priority, its
+        waiting ones in the order they start."""
+        return self._call(calls.queue_summary())
 
     def ready(self, operator_token: str | None = None) -> Readiness:
         """Readiness: whether Redis answers, and live workers per queue (a 503 is an answer here).

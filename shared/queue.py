@@ -98,6 +98,13 @@ def queue_depths(redis: Redis, keys: RedisKeys) -> dict[str, int]:
     return {queue: sum(lengths[i * steps : (i + 1) * steps]) for i, queue in enumerate(QUEUES)}
 
 
-def send_training(app: Celery, job_id: str, queue: QueueName) -> None:
-    """Enqueue the training of a stored job; the message carries only its id."""
+def direct_queue(worker: str) -> str:
+    """The queue that only the worker named ``worker`` takes: a job that needs a slot of some GPU
+    memory is sent there (``shared.scheduling``)."""
+    return f"{worker}.slot"
+
+
+def send_training(app: Celery, job_id: str, queue: str) -> None:
+    """Enqueue the training of a stored job on ``queue`` (a queue name, or a worker's direct
+    queue); the message carries only its id."""
     app.send_task(TRAIN_TASK, args=[job_id], queue=queue)

@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PositiveFloat, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.models.spec import QueueName
@@ -96,6 +96,30 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a queued job's message may go untaken by a worker before it is sent "
         "again, so that a job whose message was lost is never stranded.",
+    )
+    dispatcher_lease_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="The dispatcher's lease: when the worker process that dispatches is lost, another "
+        "one takes over within this long.",
+    )
+    tenant_weights: dict[str, PositiveFloat] = Field(
+        default_factory=dict,
+        description="Each tenant's share of the turns among jobs of one priority, as JSON "
+        '(`{"research": 2}` gives research two turns for every other tenant\'s one); 1 when absent.',
+    )
+    gpu_memory_mb: int | None = Field(
+        None,
+        ge=1,
+        description="A worker's share of its GPU's memory (MiB), which its Keras backend is held to and "
+        "which the jobs it takes may ask for; `kjobs worker --slots-per-gpu` sets it. Unset: the "
+        "whole GPU.",
+    )
+    preemption: bool = Field(
+        True,
+        description="Whether a waiting job of a higher priority stops a running preemptible job of a "
+        "lower one at its next epoch end, when no slot of its queue is free.",
     )
     max_attempts: int = Field(
         3, ge=1, le=100, description="Attempts a job gets when its workers are lost, before it fails."

@@ -46,6 +46,7 @@ class StopController(keras.callbacks.Callback):  # type: ignore[misc]
         self.elapsed_before = elapsed_before
         self.signals = signals or AttemptSignals()
         self.reason: StopReason | None = None
+        self.preempted_by: str | None = None
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.signals.fitting.set()
@@ -78,6 +79,18 @@ class StopController(keras.callbacks.Callback):  # type: ignore[misc]
         except Exception as exc:  # a lost read must not end training; the next check retries
             log.warning("job %s: cannot read a cancel request: %s", self.job_id, exc)
             return False
+
+    def preempt_if_asked(self, epoch: int) -> None:
+        """Stop now, at the end of the committed ``epoch``, if a job of a higher priority asked
+        for this one's slot (read once an epoch; a lost read leaves it to the next epoch)."""
+        try:
+            self.preempted_by = self.store.preemption_asked(self.job_id)
+        except Exception as exc:
+            log.warning("job %s: cannot read a preemption request: %s", self.job_id, exc)
+            return
+        if self.preempted_by is not None:
+            log.info("job %s: preempted at epoch %d by job %s", self.job_id, epoch, self.preempted_by)
+            self._stop(StopReason.PREEMPTED)
 
     def prune(self, epoch: int) -> None:
         """The search's pruner stops this trial at ``epoch``, which is committed: training ends
@@ -199,6 +212,9 @@ class EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         self.committed_weights = self.model.get_weights()
         if self.judge is not None and self.judge(record):
             self.controller.prune(record.epoch)
+        elif record.epoch < self.params.get("epochs", record.epoch + 1):
+            # The last epoch ends the job anyway: a preemption there would only requeue it.
+            self.controller.preempt_if_asked(record.epoch)
 
     def _checkpoint(self) -> Checkpoint:
         state: dict[str, Any] = {"elapsed_seconds": self.controller.elapsed()}

@@ -16,6 +16,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import (
+    celeryd_after_setup,
     setup_logging,
     task_postrun,
     task_prerun,
@@ -34,7 +35,8 @@ from shared.logs import configure_logging, job_context
 from shared.models.devices import DeviceInfo
 from shared.models.jobs import AttemptWorker
 from shared.ops.registry import WorkerRegistry
-from shared.queue import create_celery_app
+from shared.queue import QUEUES, create_celery_app, direct_queue
+from shared.scheduling.dispatcher import Dispatcher
 from shared.settings import get_settings
 from shared.storage import ArtifactStore, open_store
 from shared.studies.journal import storage_on
@@ -109,6 +111,7 @@ def get_endings() -> Endings:
 
 
 _heartbeat: list[Heartbeat] = []
+_dispatcher: list[Dispatcher] = []
 _deliverer: list[Deliverer] = []
 
 
@@ -124,6 +127,16 @@ def trainer_device() -> tuple[str, DeviceInfo] | None:
     from worker.backend import backend_name, describe_device
 
     return backend_name(), describe_device()
+
+
+def slot_memory_mb(share_mb: int | None, device: DeviceInfo | None) -> int | None:
+    """The GPU memory a job may use here: this worker's share, else its whole GPU's; None on a
+    CPU (or a GPU of unknown memory)."""
+    if share_mb is not None:
+        return share_mb
+    if device is not None and device.kind == "gpu" and device.memory_bytes:
+        return device.memory_bytes // 2**20
+    return None
 
 
 def attempt_worker() -> AttemptWorker | None:
@@ -151,11 +164,24 @@ def _check_stores(**_: Any) -> None:
     check_store(settings)
 
 
+@celeryd_after_setup.connect  # type: ignore[untyped-decorator]
+def _take_direct_queue(sender: str, instance: Any, **_: Any) -> None:
+    # Besides its queues, each worker takes a queue of its own: the dispatcher sends there a job
+    # that needs a slot of some GPU memory, having chosen this worker for it.
+    instance.app.amqp.queues.select_add(direct_queue(sender))
+
+
 @worker_process_init.connect  # type: ignore[untyped-decorator]
 def _load_trainer(**_: Any) -> None:
     # Sent in the process that trains (the solo worker itself, or each prefork child), never in
     # a prefork parent: load Keras here, so the backend logs its devices and sets up memory
-    # growth at start, and the first job does not wait for the import.
+    # growth at start, and the first job does not wait for the import. A worker given a share of
+    # its GPU holds its backend to it first, before the backend takes any memory.
+    memory_mb = get_settings().gpu_memory_mb
+    if memory_mb is not None:
+        from worker.gpu_memory import limit_gpu_memory
+
+        limit_gpu_memory(memory_mb)
     from worker import training  # noqa: F401
 
     # A prefork child is forked from a parent whose heartbeat thread runs: the child must not
@@ -163,6 +189,7 @@ def _load_trainer(**_: Any) -> None:
     # the parent's searches (whose journal storage has a lock of its own): it makes its own.
     _heartbeat.clear()
     _deliverer.clear()
+    _dispatcher.clear()
     for cached in (get_endings, get_search, get_studies, storage_on):
         cached.cache_clear()
 
@@ -170,7 +197,8 @@ def _load_trainer(**_: Any) -> None:
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     settings = get_settings()
-    queues = sorted(queue.name for queue in sender.app.amqp.queues.consume_from.values())
+    consumed = sender.app.amqp.queues.consume_from.values()
+    queues = sorted(queue.name for queue in consumed if queue.name in QUEUES)  # not its direct one
     attempts = get_attempts()
     registry = WorkerRegistry(attempts.store.redis, attempts.store.keys)
     endings = get_endings()
@@ -183,8 +211,12 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     trainer = trainer_device()
     if trainer is not None:
         heartbeat.set_device(*trainer)
+    heartbeat.slot_memory_mb = slot_memory_mb(settings.gpu_memory_mb, trainer[1] if trainer else None)
     heartbeat.start()
     _heartbeat.append(heartbeat)
+    dispatcher = Dispatcher(get_dispatch(), registry, settings)
+    dispatcher.start()
+    _dispatcher.append(dispatcher)
     deliverer = Deliverer.from_settings(settings)
     deliverer.start()
     _deliverer.append(deliverer)
@@ -193,6 +225,8 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
 
 @worker_shutdown.connect  # type: ignore[untyped-decorator]
 def _stop_heartbeat(**_: Any) -> None:
+    while _dispatcher:
+        _dispatcher.pop().stop()
     while _heartbeat:
         _heartbeat.pop().stop()
     while _deliverer:

@@ -31,6 +31,7 @@ class Heartbeat:
         self.backend: str | None = None
         self.device: DeviceInfo | None = None
         self.current_job: str | None = None
+        self.slot_memory_mb: int | None = None
         self._lock = threading.Lock()  # the task thread and the beat thread both beat
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kjobs-heartbeat", daemon=True)
@@ -71,6 +72,7 @@ class Heartbeat:
                 backend=self.backend,
                 device=self.device,
                 current_job=self.current_job,
+                slot_memory_mb=self.slot_memory_mb,
                 started_at=self.started_at,
                 seen_at=time.time(),
             )

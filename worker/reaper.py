@@ -59,17 +59,16 @@ class Reaper:
             return
         settled, send = outcome
         if settled.transitions == record.transitions:  # a queued job: only its deadline was renewed
-            log.info(
-                "job %s: no worker took it within its dispatch deadline; its message is sent again",
-                job_id,
-                extra=job_fields(job_id, settled.attempt),
-            )
-        else:
-            log.warning(
-                "job %s: %s",
-                job_id,
-                settled.transitions[-1].reason,
-                extra=job_fields(job_id, settled.attempt),
-            )
+            if self.dispatch.send(settled):
+                log.info(
+                    "job %s: released, and no worker took it within its dispatch deadline; its "
+                    "message is sent again",
+                    job_id,
+                    extra=job_fields(job_id, settled.attempt),
+                )
+            return
+        log.warning(
+            "job %s: %s", job_id, settled.transitions[-1].reason, extra=job_fields(job_id, settled.attempt)
+        )
         if send:
             self.dispatch.send(settled)

@@ -19,6 +19,7 @@ from shared.storage.base import ArtifactStore, StoreUnavailable
 from shared.storage.layout import job_prefix
 from shared.studies.search import Judge, Search
 from worker.cache import ArtifactCache
+from worker.gpu_memory import ran_out_of_memory
 from worker.lease import LeaseKeeper
 from worker.retry import TRANSIENT, with_retries
 
@@ -114,6 +115,8 @@ def train(
     except (StaleAttempt, JobNotFound, StoreUnavailable, *TRANSIENT):
         raise
     except Exception as exc:
+        if ran_out_of_memory(exc):
+            return failed(record.id, "out_of_memory", out_of_memory_message(record, settings))
         log.exception("job %s: training crashed", record.id)
         return failed(record.id, "internal_error", f"training stopped unexpectedly ({type(exc).__name__})")
     fields: dict[str, Any] = {"has_model": outcome.has_model, "stop_reason": outcome.stop_reason.value}
@@ -121,9 +124,34 @@ def train(
         fields["result"] = outcome.result.model_dump()
     if outcome.stop_reason is StopReason.CANCELLED:
         return Ending(JobStatus.CANCELLED, outcome.stop_reason, "cancel request honoured", fields)
+    if outcome.stop_reason is StopReason.PREEMPTED:
+        return preempted(attempts.store.get(record.id))
     return Ending(
         JobStatus.SUCCEEDED, outcome.stop_reason, f"training ended: {outcome.stop_reason.value}", fields
     )
+
+
+def out_of_memory_message(record: JobRecord, settings: Settings) -> str:
+    """What a job that outgrew its device's memory is told: the limit, and what to ask for."""
+    asked = record.spec.resources.gpu_memory_mb
+    limit = settings.gpu_memory_mb
+    where = f"this worker's share of its GPU, {limit} MiB" if limit else "the memory of its device"
+    hint = (
+        f"it asked for {asked} MiB (resources.gpu_memory_mb); ask for more"
+        if asked
+        else "ask for the memory it needs with resources.gpu_memory_mb"
+    )
+    return (
+        f"training ran out of GPU memory: the model and its batches outgrew {where}; {hint}, "
+        "or use smaller batches"
+    )
+
+
+def preempted(record: JobRecord) -> Ending:
+    """Not an ending: the job waits again, to resume from its last checkpoint."""
+    reason = f"preempted by job {record.preempt_by}; resumes after epoch {record.progress.epoch}"
+    fields = {"preempt_by": None, "preemptions": record.preemptions + 1}
+    return Ending(JobStatus.QUEUED, StopReason.PREEMPTED, reason, fields)
 
 
 def failed(job_id: str, error_type: str, message: str) -> Ending:

@@ -245,6 +245,8 @@ def conclude(
     )
     if controller.reason is not None and not restored_best:
         model.set_weights(recorder.committed_weights)
+    if controller.reason is StopReason.PREEMPTED:  # it resumes later from its last checkpoint
+        return TrainingOutcome(StopReason.PREEMPTED, None, False)
     has_model = recorder.last_epoch > 0
     if has_model:
         save_model(model, cache.store, model_key(attempt.job_id, attempt.number))

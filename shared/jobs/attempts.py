@@ -26,7 +26,8 @@ def after_lost_attempt(record: JobRecord, max_attempts: int) -> tuple[JobStatus,
     if record.status is JobStatus.CANCELLING:
         reason = f"the worker of attempt {attempt} was lost while cancelling"
         return JobStatus.CANCELLED, reason, {"stop_reason": StopReason.CANCELLED.value}
-    if attempt >= max_attempts:
+    # Attempts that a preemption ended were not lost: they do not count against the job.
+    if attempt - record.preemptions >= max_attempts:
         message = (
             f"the worker of attempt {attempt} was lost, and no attempts are left (at most {max_attempts})"
         )

@@ -3,7 +3,8 @@ its deletion, as ``Writes`` that the store sends in a transaction or a script.
 
 Everything a change implies is here, beside the change itself: the list indexes, the
 deployment's counters, the webhook deliveries, the pub/sub notice, the lease and, for a job
-that ends, its entry in the endings outbox (``shared.jobs.endings``) and its expiry.
+that ends, its entry in the endings outbox (``shared.jobs.endings``) and its expiry, and its place in the
+scheduler's sets (``shared.scheduling.waiting``).
 """
 
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from shared.ops import telemetry
 from shared.redis.codec import encode
 from shared.redis.keys import RedisKeys
 from shared.redis.writes import Writes
+from shared.scheduling import waiting
 from shared.webhooks import outbox
 from shared.webhooks.outbox import EpochNotice
 
@@ -45,6 +47,7 @@ def creation(keys: RedisKeys, record: JobRecord, dispatch_seconds: float | None)
     writes = Writes()
     if dispatch_seconds is not None:
         writes.zadd_from_now(keys.leases(), record.id, dispatch_seconds)
+        writes.extend(waiting.enqueue(keys, record))
     writes.hset(keys.job(record.id), encode(record.model_dump(mode="json", exclude={"transitions"})))
     writes.rpush(keys.transitions(record.id), *(t.model_dump_json() for t in record.transitions))
     for index in list_indexes(keys, record):
@@ -97,6 +100,7 @@ def transition(
         writes.zadd(keys.leases(), {current.id: epoch_ms(base + lease_seconds)})
     elif to is JobStatus.QUEUED or to.is_terminal():
         writes.zrem(keys.leases(), current.id)
+    writes.extend(waiting.on_transition(keys, current, to))
     if to.is_terminal():
         writes.extend(ending(keys, current.id, now, retention_seconds))
     return record, writes
@@ -140,6 +144,7 @@ def deletion(keys: RedisKeys, job_id: str, record: JobRecord | None) -> Writes:
         for index in list_indexes(keys, record):
             writes.zrem(index, job_id)
         telemetry.count_purged(writes, keys, record.status)
+        writes.extend(waiting.forget(keys, record))
     for time_ordered in (keys.finished(), keys.leases(), keys.endings()):
         writes.zrem(time_ordered, job_id)
     outbox.forget_job(writes, keys, job_id)

@@ -7,7 +7,7 @@ change in a WATCH transaction fenced by the job's attempt and status.
 
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from redis import Redis
 from redis.client import Pipeline
@@ -227,6 +227,26 @@ class JobStore:
         if raw is None:
             return None
         return CheckpointRef(attempt=EpochRecord.model_validate_json(str(raw)).attempt, epoch=epoch)
+
+    def request_preemption(self, job_id: str, by: str) -> bool:
+        """Ask a running job to stop at its next epoch end for the waiting job ``by``; whether it
+        was asked (not when it no longer runs, or was asked already)."""
+
+        def step(pipe: Pipeline, current: JobRecord) -> bool:
+            if current.status is not JobStatus.RUNNING or current.preempt_by is not None:
+                pipe.unwatch()
+                return False
+            pipe.multi()
+            pipe.hset(self.keys.job(job_id), "preempt_by", json.dumps(by))
+            pipe.execute()
+            return True
+
+        return self.transact(job_id, step)
+
+    def preemption_asked(self, job_id: str) -> str | None:
+        """The job a running job was asked to stop for, if it was."""
+        raw = self.redis.hget(self.keys.job(job_id), "preempt_by")
+        return None if raw is None else cast(str | None, json.loads(str(raw)))
 
     def mark_model(self, job_id: str) -> None:
         """The model of an ended job is in the store now (copied from its last checkpoint);

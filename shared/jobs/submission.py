@@ -4,6 +4,7 @@ queue and its feasibility checked at submit time), and the submission itself."""
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from shared.models.spec import (
     PresetName,
     QueueName,
 )
+from shared.ops.registry import WorkerInfo, WorkerRegistry
 from shared.settings import Settings
 from shared.webhooks.targets import submission_refusal
 
@@ -155,7 +157,13 @@ def regularization_errors(spec: JobSpec, data: DataShape) -> list[FieldError]:
 
 
 def check_device_options(spec: JobSpec, queue: QueueName) -> None:
-    """Refuse mixed precision on the cpu queue: CPUs gain no speed from float16 and lose precision."""
+    """Refuse mixed precision and GPU memory on the cpu queue: CPUs gain no speed from float16 and
+    lose precision, and have no GPU memory to give."""
+    if spec.resources.gpu_memory_mb is not None and queue == "cpu":
+        message = (
+            "GPU memory is asked for on the cpu queue, whose workers have none: set resources.queue to gpu"
+        )
+        raise SpecInvalid([FieldError("resources.gpu_memory_mb", message, "device_mismatch")])
     if spec.training.mixed_precision and queue == "cpu":
         raise SpecInvalid(
             [
@@ -167,6 +175,21 @@ def check_device_options(spec: JobSpec, queue: QueueName) -> None:
                 )
             ]
         )
+
+
+def check_slot_memory(spec: JobSpec, queue: QueueName, workers: Sequence[WorkerInfo]) -> None:
+    """Refuse a job that asks for more GPU memory than any live worker of its queue has (a queue
+    with no live worker takes it: its workers may come)."""
+    asked = spec.resources.gpu_memory_mb
+    serving = [worker for worker in workers if queue in worker.queues]
+    if asked is None or not serving:
+        return
+    sizes = [worker.slot_memory_mb for worker in serving]
+    if any(size is None or size >= asked for size in sizes):
+        return
+    largest = max(size for size in sizes if size is not None)
+    message = f"no worker of queue {queue} has {asked} MiB of GPU memory: the largest slot has {largest} MiB"
+    raise SpecInvalid([FieldError("resources.gpu_memory_mb", message, "limit_exceeded")])
 
 
 def check_notify_target(spec: JobSpec, settings: Settings) -> None:
@@ -186,14 +209,19 @@ def submit_job(
     dispatch: Dispatch,
     settings: Settings,
 ) -> tuple[JobRecord, bool]:
-    """Check a submission, store its job within the tenant's quota, then send it to its queue.
+    """Check a submission and store its job within the tenant's quota, waiting for its turn on
+    its queue (``shared.scheduling``).
 
     Returns the job and whether it is new: with an ``Idempotency-Key`` already used for the same
-    body, the job that key created, stored once; if it is still queued, its message is sent
-    again, since a client retries exactly when it could not tell whether the first was sent.
+    body, the job that key created, stored once; if it is still queued, it is made sure to reach
+    a worker (its message sent again if it was released), since a client retries exactly when it
+    could not tell whether the first went through.
     """
     resolved = resolve_submission(submission, settings)
     plan = check_trainable(resolved.spec, tenant, datasets, settings)
+    check_slot_memory(
+        resolved.spec, resolved.queue, WorkerRegistry(dispatch.store.redis, dispatch.store.keys).live()
+    )
     record = JobRecord.new(
         new_job_id(), tenant, resolved.spec, resolved.queue, resolved.preset, network=NetworkSummary.of(plan)
     )
@@ -205,8 +233,8 @@ def submit_job(
     stored, created = dispatch.store.create(
         record, max_active=settings.max_active_jobs_per_tenant, idempotency=memo
     )
-    if created or stored.status is JobStatus.QUEUED:
-        dispatch.send_new(stored)
+    if not created and stored.status is JobStatus.QUEUED:
+        dispatch.send(stored)
     return stored, created
 
 

@@ -59,6 +59,8 @@ class StopReason(StrEnum):
     CANCELLED = "cancelled"
     ERROR = "error"
     PRUNED = "pruned"
+    PREEMPTED = "preempted"
+    """Not an ending: the attempt stopped for a job of a higher priority, and the job waits again."""
 
 
 def utc_now() -> datetime:
@@ -199,6 +201,12 @@ class JobRecord(BaseModel):
         "(by the ending's follow-ups, which then set has_model).",
     )
     study: StudyMembership | None = None
+    preempt_by: str | None = Field(
+        None,
+        description="The waiting job of a higher priority that this running job stops for at its next "
+        "epoch end, once asked.",
+    )
+    preemptions: int = Field(0, description="How many times the job stopped for a job of a higher priority.")
     network: NetworkSummary | None = Field(
         None, description="The network as planned on the dataset at submit time (null for older jobs)."
     )

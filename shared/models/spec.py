@@ -22,6 +22,9 @@ from shared.models.network import (
 from shared.models.webhooks import MAX_URL_LENGTH, WebhookEvent, check_url_form
 
 QueueName = Literal["cpu", "gpu"]
+Priority = Literal["high", "normal", "low"]
+PRIORITIES: tuple[Priority, ...] = ("high", "normal", "low")
+"""The priorities, the most urgent first."""
 BUILTIN_DATASETS = ("mnist", "fashion_mnist")
 DatasetName = Annotated[str, Field(pattern=r"^(mnist|fashion_mnist|[0-9a-f]{24})$")]
 Optimizer = Literal["adam", "sgd", "rmsprop", "adamw"]
@@ -279,12 +282,34 @@ class TrainingSpec(SpecModel):
     )
 
 
+MAX_GPU_MEMORY_MB = 1_048_576
+"""A terabyte: more than any GPU holds."""
+
+
 class ResourcesSpec(SpecModel):
     queue: QueueName | None = Field(
         None, description="`gpu` or `cpu` workers; the service's default queue when absent."
     )
     max_runtime_seconds: int = Field(
         3600, ge=1, description="Training stops at the next batch after this many seconds."
+    )
+    priority: Priority = Field(
+        "normal",
+        description="`high` jobs start before `normal` ones, and those before `low` ones; among jobs "
+        "of one priority, tenants take turns. A `high` or `normal` job that waits may preempt a "
+        "running job of a lower priority.",
+    )
+    preemptible: bool = Field(
+        True,
+        description="Whether a waiting job of a higher priority may stop this one at an epoch end "
+        "(it resumes later from that epoch's checkpoint).",
+    )
+    gpu_memory_mb: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_GPU_MEMORY_MB,
+        description="The GPU memory (MiB) the job needs: it goes only to a worker slot that has that "
+        "much (a GPU shared by several slots gives each a part); on the gpu queue only.",
     )
 
 

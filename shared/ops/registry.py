@@ -18,6 +18,11 @@ class WorkerInfo(BaseModel):
     backend: str | None = Field(None, description="The Keras backend, once the worker has loaded it.")
     device: DeviceInfo | None = Field(None, description="What the worker trains on, once it knows.")
     current_job: str | None = None
+    slot_memory_mb: int | None = Field(
+        None,
+        description="The GPU memory (MiB) a job may use on this worker: its share of the GPU, or the "
+        "whole GPU's; null on a CPU, where no job asks for any.",
+    )
     started_at: float
     seen_at: float
 

@@ -3,7 +3,8 @@
 Only the stores issue Redis commands, each on the keys of its own concern: ``JobStore``,
 ``AttemptStore``, the creation script and ``JobFeed`` (``shared.jobs``), ``StudyStore``,
 ``DatasetStore``, ``KeyStore``, ``DeliveryClaims``, ``WebhookSecrets`` and the outbox
-(``shared.webhooks``), ``WorkerRegistry`` and ``Telemetry`` (``shared.ops``), and
+(``shared.webhooks``), ``WorkerRegistry`` and ``Telemetry`` (``shared.ops``), the scheduler's
+``waiting`` and ``Dispatcher`` (``shared.scheduling``), and
 ``shared.queue`` (the broker's keys, for Celery and for queue depths).
 """
 
@@ -47,6 +48,47 @@ class RedisKeys:
     def leases(self) -> str:
         """Sorted set: ids of running jobs, scored by when their attempt's lease expires (epoch ms)."""
         return f"{self.prefix}:leases"
+
+    def waiting(self, queue: str, priority: str, tenant: str) -> str:
+        """Sorted set: a tenant's jobs of one queue and priority that wait for a slot, scored by
+        when they were created (epoch ms): the order the scheduler releases them in."""
+        return f"{self.prefix}:sched:{queue}:{priority}:waiting:{tenant}"
+
+    def turns(self, queue: str, priority: str) -> str:
+        """Sorted set: the tenants with jobs waiting on a queue at a priority, scored by their pass
+        (``shared.scheduling``): the lowest goes next."""
+        return f"{self.prefix}:sched:{queue}:{priority}:turns"
+
+    def turn_clock(self, queue: str, priority: str) -> str:
+        """String: the pass of the last tenant served on a queue at a priority, where a tenant that
+        starts waiting begins."""
+        return f"{self.prefix}:sched:{queue}:{priority}:clock"
+
+    def released(self, queue: str) -> str:
+        """Sorted set: the jobs released to a queue's workers and not ended or requeued since (sent
+        and waiting for a worker, or running), scored by when they were released (epoch ms)."""
+        return f"{self.prefix}:sched:{queue}:released"
+
+    def released_at(self, queue: str, priority: str) -> str:
+        """Sorted set: the jobs of ``released`` of one priority, which preemption looks among."""
+        return f"{self.prefix}:sched:{queue}:{priority}:released"
+
+    def needs(self, queue: str) -> str:
+        """Hash: the GPU memory (MiB) each queued or running job of a queue that asks for some
+        needs (``resources.gpu_memory_mb``)."""
+        return f"{self.prefix}:sched:{queue}:needs"
+
+    def bound(self, queue: str) -> str:
+        """Hash: the worker each released job that needs GPU memory was sent to, by job id."""
+        return f"{self.prefix}:sched:{queue}:bound"
+
+    def dispatch_wake(self) -> str:
+        """List: a nudge to the dispatcher that a job waits or a slot came free."""
+        return f"{self.prefix}:sched:wake"
+
+    def dispatcher(self) -> str:
+        """String: the id of the process that dispatches now, expiring with its lease."""
+        return f"{self.prefix}:sched:dispatcher"
 
     def endings(self) -> str:
         """Sorted set: ids of ended jobs whose follow-ups are due, scored by when (epoch ms)."""

@@ -165,3 +165,95 @@ redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[3]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1
 """)
+
+
+RELEASE = Lua("""
+-- Release the next job of one tenant at one priority of one queue to its workers, when the queue
+-- has a free slot and the tenant's turn has come (shared.scheduling).
+-- A job that needs GPU memory goes to the free worker of the least memory that has enough (its
+-- worker recorded in the bound hash); when none is free, the queue waits for one.
+-- KEYS: [1] the queue's released set, [2] the leases, [3] the turns of the queue at the
+--   priority, [4] their turn clock, [5] the tenant's waiting jobs there, [6] the queue's
+--   released set of the priority, [7] the queue's needs, [8] its bound hash.
+-- ARGV: [1] the tenant, [2] the queue's slots, [3] the tenant's weight, [4] the dispatch
+--   deadline in ms, [5] the free workers as JSON, [[name, memory MiB or -1 for no limit], ...],
+--   the least memory first.
+-- Answers {'released', job id, its worker or ''}, {'full'}, {'blocked', job id} (no free
+-- worker has the memory it needs), {'moved'} (another tenant's turn: ask again) or {'empty'}
+-- (the tenant had nothing waiting: it left the turns).
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return {'full'} end
+local top = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+if #top == 0 or top[1] ~= ARGV[1] then return {'moved'} end
+local first = redis.call('ZRANGE', KEYS[5], 0, 0)
+if #first == 0 then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  return {'empty'}
+end
+local job = first[1]
+local worker = ''
+local need = tonumber(redis.call('HGET', KEYS[7], job) or '0')
+if need > 0 then
+  for _, free in ipairs(cjson.decode(ARGV[5])) do
+    if free[2] < 0 or free[2] >= need then worker = free[1]; break end
+  end
+  if worker == '' then return {'blocked', job} end
+  redis.call('HSET', KEYS[8], job, worker)
+end
+redis.call('ZREM', KEYS[5], job)
+-- A tenant that starts waiting (score 0) or waited while others were served begins at the
+-- clock: no credit for the time it asked for nothing.
+local pass = math.max(tonumber(top[2]), tonumber(redis.call('GET', KEYS[4]) or '0'))
+redis.call('SET', KEYS[4], tostring(pass))
+-- The tenant keeps its place in the turns with nothing waiting, so that a job it submits next
+-- starts from its pass, not the clock's; it leaves when its turn finds its line empty.
+redis.call('ZADD', KEYS[3], tostring(pass + 1 / tonumber(ARGV[3])), ARGV[1])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, job)
+redis.call('ZADD', KEYS[6], now, job)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), job)
+return {'released', job, worker}
+""")
+
+
+ENSURE_DISPATCH = Lua("""
+-- Make sure a queued job reaches a worker: one already released is to be sent (again), but for
+-- one sent to a worker of its own (which may be gone), which waits again to be sent anew; any
+-- other waits for its turn (added if it was not waiting yet).
+-- KEYS: [1] the queue's released set, [2] the tenant's waiting jobs at the job's priority,
+--   [3] the turns there, [4] the dispatcher's wake-up list, [5] the queue's released set of the
+--   job's priority, [6] the queue's bound hash.
+-- ARGV: [1] the job id, [2] its creation time (epoch ms), [3] the tenant.
+-- Answers 'send' or 'waits'.
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  if not redis.call('HGET', KEYS[6], ARGV[1]) then return 'send' end
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  redis.call('HDEL', KEYS[6], ARGV[1])
+end
+redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[3], 'NX', 0, ARGV[3])
+redis.call('RPUSH', KEYS[4], '1')
+return 'waits'
+""")
+
+
+RENEW_HOLD = Lua("""
+-- Keep a lease held by ARGV[1] for ARGV[2] ms more, or take it when nobody holds it.
+-- KEYS: [1] the lease. Answers 1 when ARGV[1] holds it now, else 0.
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if holder then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+""")
+
+
+RELEASE_HOLD = Lua("""
+-- Give up a lease that ARGV[1] holds. KEYS: [1] the lease.
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+""")

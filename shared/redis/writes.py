@@ -64,6 +64,9 @@ class Writes:
         ``script_words`` takes this write (as the pseudo-command ``ZADD_FROM_NOW``)."""
         self._add(FROM_NOW, key, int(seconds * 1000), member)
 
+    def hdel(self, key: str, *names: str) -> None:
+        self._add("HDEL", key, *names)
+
     def zrem(self, key: str, *members: str) -> None:
         self._add("ZREM", key, *members)
 

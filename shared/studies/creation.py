@@ -3,10 +3,11 @@ at once, within the tenant's quota, and as many sent as its cap allows."""
 
 from shared.datasets.store import DatasetStore
 from shared.errors import SpecInvalid
-from shared.jobs.submission import check_trainable, metric_errors
+from shared.jobs.submission import check_slot_memory, check_trainable, metric_errors
 from shared.models.jobs import JobRecord, StudyMembership, new_job_id, utc_now
 from shared.models.network import NetworkSummary
 from shared.models.studies import StudyJob, StudyRecord, StudyRequest
+from shared.ops.registry import WorkerRegistry
 from shared.settings import Settings
 from shared.studies.expansion import expand
 from shared.studies.store import StudyStore
@@ -18,9 +19,11 @@ def create_study(
     """Create the study ``request`` asks for; ``SpecInvalid`` naming every bad variant, or
     ``TooManyRequests`` when its jobs would take the tenant past its quota (nothing is stored)."""
     variants = expand(request, settings)
+    workers = WorkerRegistry(studies.redis, studies.keys).live()
     plans = []
     for _, job in variants:
         plan = check_trainable(job.spec, tenant, datasets, settings)
+        check_slot_memory(job.spec, job.queue, workers)
         errors = metric_errors(request.objective.metric, plan.data.task, "objective.metric")
         if errors:
             raise SpecInvalid(errors)

@@ -213,7 +213,6 @@ class Search:
             )
             return "quota"
         self.storage.set_trial_user_attr(trial._trial_id, JOB, job.id)
-        self.studies.dispatch.send_new(job)
         log.info("study %s: trial %d is job %s", study.id, trial.number, job.id)
         return grown, job
 

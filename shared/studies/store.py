@@ -35,8 +35,8 @@ class StudyStore:
 
     def create(self, study: StudyRecord, jobs: Sequence[JobRecord], max_active: int | None) -> None:
         """Store the study, its jobs (all queued) and the pending list of those its cap holds,
-        all at once and only if the tenant stays within ``max_active`` active jobs; then send
-        the jobs it does not hold."""
+        all at once and only if the tenant stays within ``max_active`` active jobs; the jobs it
+        does not hold wait for their turn from then (``shared.scheduling``)."""
         held = [job.id for job in jobs[study.max_parallel :]] if study.max_parallel else []
         writes = Writes()
         writes.set(self.keys.study(study.id), study.model_dump_json())
@@ -45,8 +45,6 @@ class StudyStore:
             writes.rpush(self.keys.study_pending(study.id), *held)
             writes.zadd_from_now(self.keys.studies_waiting(), study.id, self.store.dispatch_seconds)
         self.store.create_together(study.tenant, jobs, writes, max_active, held=held)
-        for job in jobs[: len(jobs) - len(held)]:
-            self.dispatch.send_new(job)
 
     def save(self, study: StudyRecord, new: bool = False) -> None:
         """Write the study's record (a search's, as it grows and ends); a ``new`` one is listed."""

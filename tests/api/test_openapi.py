@@ -11,6 +11,7 @@ OPERATION_IDS = {
     ("post", "/v1/jobs"): "submit_job",
     ("get", "/v1/jobs"): "list_jobs",
     ("get", "/v1/jobs/{job_id}"): "get_job",
+    ("get", "/v1/queue"): "get_queue",
     ("post", "/v1/jobs/{job_id}/cancel"): "cancel_job",
     ("get", "/v1/jobs/{job_id}/metrics"): "get_job_metrics",
     ("get", "/v1/jobs/{job_id}/events"): "stream_job_events",

@@ -146,3 +146,26 @@ def test_following_a_job_that_gets_cancelled_exits_3(
     assert follower.returncode == 3, stderr
     assert "status: cancelled" in stdout.splitlines()
     assert re.search(r"^stop reason\s+cancelled$", stdout, re.MULTILINE)
+
+
+def test_a_waiting_job_s_place_in_show_and_queue(kjobs_cli: Kjobs, tmp_path: Path) -> None:
+    spec = write_yaml(tmp_path / "spec.yaml", tiny_spec(resources={"queue": "gpu"}))
+    job_id = kjobs_cli("submit", str(spec), "--priority", "high").stdout.strip()
+    assert JOB_ID.match(job_id)
+    shown = dict(line.split(maxsplit=1) for line in kjobs_cli("show", job_id).stdout.splitlines())
+    assert shown["priority"] == "high"
+    assert shown["waiting"].startswith("#"), shown["waiting"]
+    assert shown["waiting"].endswith("no live worker takes queue gpu: it starts once one does")
+    listed = kjobs_cli("queue")
+    assert listed.returncode == 0, listed.stderr
+    counts, waiting_jobs = listed.stdout.strip().split("\n\n")
+    title, *lines = counts.splitlines()
+    header, *rows = (line.split("\t") for line in lines)
+    assert title == "Your jobs by queue and priority"
+    assert header == ["queue", "slots", "priority", "waiting", "released"]
+    assert ["gpu", "0", "high", "1", "0"] in rows
+    title, *lines = waiting_jobs.strip().splitlines()
+    waiting_header, *waiting = (line.split("\t") for line in lines)
+    assert (title, waiting_header) == ("Your waiting jobs", ["queue", "position", "priority", "id"])
+    assert [row[2:] for row in waiting if row[3] == job_id] == [["high", job_id]]
+    kjobs_cli("cancel", job_id)

@@ -58,6 +58,23 @@ def test_all_gpus_get_one_pinned_solo_worker_each_on_the_gpu_queue() -> None:
     assert plan[0].argv[:6] == [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker"]
 
 
+def test_slots_per_gpu_share_each_gpu_s_memory_out() -> None:
+    gpus = list_gpus({FAKE_GPUS_ENV: "0:Small:8000,1:Large:16000"})
+    plan = plan_workers("all", None, gpus, slots_per_gpu=2)
+    assert [option(p.argv, "--hostname") for p in plan] == [
+        "gpu0-0@%h",
+        "gpu0-1@%h",
+        "gpu1-0@%h",
+        "gpu1-1@%h",
+    ]
+    assert [p.env["CUDA_VISIBLE_DEVICES"] for p in plan] == ["0", "0", "1", "1"]
+    # 90% of each GPU shared out: the rest is each process's CUDA context.
+    assert [p.env["GPU_MEMORY_MB"] for p in plan] == ["3600", "3600", "7200", "7200"]
+    assert {p.env["XLA_PYTHON_CLIENT_MEM_FRACTION"] for p in plan} == {"0.4500"}
+    with pytest.raises(LayoutError, match="--slots-per-gpu shares GPUs: give --gpus too"):
+        plan_workers(None, None, gpus, slots_per_gpu=2)
+
+
 def test_a_gpu_list_picks_those_gpus_only() -> None:
     gpus = list_gpus({FAKE_GPUS_ENV: "0:A:1000,1:B:1000,2:C:1000"})
     plan = plan_workers("2,0", None, gpus)

@@ -52,11 +52,13 @@ class Stack:
         wait_for(self.cpu_workers, timeout=120, what="the worker")
         return worker
 
-    def spawn_worker(self, pool: str = "solo", **settings: str) -> subprocess.Popen[bytes]:
-        """A worker process with ``settings`` over the stack's, not waited for; its log is
-        ``worker_log(name)``, its name the last of ``names``."""
+    def spawn_worker(
+        self, pool: str = "solo", queues: str = "cpu", **settings: str
+    ) -> subprocess.Popen[bytes]:
+        """A worker process on ``queues`` with ``settings`` over the stack's, not waited for; its
+        log is ``worker_log(name)``, its name the last of ``names``."""
         name = f"fault-{uuid.uuid4().hex[:6]}@localhost"
-        command = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "-Q", "cpu"]
+        command = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "-Q", queues]
         command += ["--pool", pool, "--concurrency", "1", "--hostname", name, "-l", "INFO"]
         with self.worker_log(name).open("wb") as log:
             worker = subprocess.Popen(command, env={**self.env, **settings}, stdout=log, stderr=log)

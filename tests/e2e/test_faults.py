@@ -14,8 +14,13 @@ import pytest
 from redis import Redis
 
 from shared.auth.keys import KeyStore
-from shared.queue import queue_depths
+from shared.jobs.dispatch import Dispatch
+from shared.jobs.store import JobStore
+from shared.ops.registry import WorkerInfo, WorkerRegistry
+from shared.queue import create_celery_app, queue_depths
 from shared.redis.keys import RedisKeys
+from shared.scheduling.dispatcher import Dispatcher
+from shared.settings import Settings
 from tests.e2e.stack import (
     SLOW_SPEC,
     Stack,
@@ -171,10 +176,22 @@ def test_jobs_whose_messages_were_lost_are_sent_again_and_run(stack: Stack) -> N
     keys = RedisKeys(stack.env["KEY_PREFIX"])
     lost = submit(stack, tiny_spec())
     retried = submit(stack, tiny_spec(), idempotency_key="lost-then-retried")
-    # Redis kept the jobs but not the pushes after them (or the API died in between).
+    # A dispatcher (as a worker runs one) releases both to two slots of the cpu queue...
+    settings = Settings(redis_url=stack.redis.url, key_prefix=keys.prefix)
+    deadline = float(stack.env["DISPATCH_DEADLINE_SECONDS"])
+    store, celery = JobStore(redis, keys, dispatch_seconds=deadline), create_celery_app(settings)
+    registry = WorkerRegistry(redis, keys)
+    for name in ("first@gone", "second@gone"):
+        registry.beat(WorkerInfo(name=name, queues=["cpu"], pid=0, started_at=0, seen_at=0), ttl_seconds=5)
+    assert sorted(Dispatcher(Dispatch(store, celery), registry, settings).dispatch_once()) == sorted(
+        [lost, retried]
+    )
+    celery.close()
+    assert queue_depths(redis, keys)["cpu"] == 2
+    # ...but Redis kept the release and not the pushes after it (or the dispatcher died between).
     redis.delete(f"{keys.broker_prefix()}cpu")
     assert submit(stack, tiny_spec(), idempotency_key="lost-then-retried") == retried
-    assert queue_depths(redis, keys)["cpu"] == 1, "the client's retry sent the queued job again"
+    assert queue_depths(redis, keys)["cpu"] == 1, "the client's retry sent the released job again"
     stack.start_worker()
     for job_id in (lost, retried):
         assert wait_until_ended(stack, job_id, timeout=60)["status"] == "succeeded"

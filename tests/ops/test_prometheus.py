@@ -39,9 +39,12 @@ def test_a_submission_and_a_cancellation_are_counted(client: httpx.Client, opera
     delta = change(before, queued)
     assert delta("kjobs_jobs_submitted_total") == 1
     assert delta("kjobs_jobs", status="queued") == 1
-    assert delta("kjobs_queue_depth", queue="gpu") == 1
+    # It waits for a slot (the gpu queue has no worker): no message is sent to Celery yet.
+    assert delta("kjobs_jobs_waiting", queue="gpu", priority="normal") == 1
+    assert delta("kjobs_queue_depth", queue="gpu") == 0
     client.post(f"/v1/jobs/{job['id']}/cancel")
     delta = change(queued, scrape(operator))
+    assert delta("kjobs_jobs_waiting", queue="gpu", priority="normal") == -1
     assert delta("kjobs_jobs", status="queued") == -1
     assert delta("kjobs_jobs", status="cancelled") == 1
     assert delta("kjobs_jobs_finished_total", outcome="cancelled") == 1

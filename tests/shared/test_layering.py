@@ -82,6 +82,8 @@ REDIS_CLIENTS = {
     "shared/webhooks/secrets.py",
     "shared/ops/redis_contract.py",  # reads Redis's settings (CONFIG GET) and its client's options
     "shared/ops/registry.py",
+    "shared/scheduling/dispatcher.py",
+    "shared/scheduling/waiting.py",
     "shared/ops/telemetry.py",
     "shared/queue.py",
     "shared/redis/channels.py",

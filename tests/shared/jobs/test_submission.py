@@ -1,5 +1,5 @@
 """Submissions on a real Redis: a job whose message cannot be sent is kept, never failed or lost,
-and a client's retry of a queued job sends its message again."""
+and a client's retry of a queued job that was released sends its message again."""
 
 from pathlib import Path
 
@@ -11,7 +11,9 @@ from shared.jobs.store import JobStore
 from shared.jobs.submission import submit_job
 from shared.models.jobs import JobStatus
 from shared.models.spec import JobSubmission
+from shared.ops.registry import WorkerInfo, WorkerRegistry
 from shared.queue import create_celery_app, queue_depths
+from shared.scheduling.dispatcher import Dispatcher
 from shared.settings import Settings
 from shared.storage.local import LocalStore
 from tests.helpers import free_port, tiny_spec
@@ -52,6 +54,12 @@ def test_an_idempotent_retry_of_a_queued_job_sends_its_message_again(
 
     first, created = submit()
     assert created
+    assert queue_depths(store.redis, store.keys)["cpu"] == 0, "it waits for a slot"
+    assert submit() == (first, False)
+    assert queue_depths(store.redis, store.keys)["cpu"] == 0, "still waiting, stored once"
+    registry = WorkerRegistry(store.redis, store.keys)
+    registry.beat(WorkerInfo(name="w@test", queues=["cpu"], pid=1, started_at=0, seen_at=0), ttl_seconds=60)
+    assert Dispatcher(dispatch, registry, settings_env).dispatch_once() == [first]
     assert queue_depths(store.redis, store.keys)["cpu"] == 1
     store.redis.delete(f"{store.keys.broker_prefix()}cpu")  # the message lost on its way
     assert submit() == (first, False)
