@@ -175,13 +175,15 @@ RELEASE = Lua("""
 -- KEYS: [1] the queue's released set, [2] the leases, [3] the turns of the queue at the
 --   priority, [4] their turn clock, [5] the tenant's waiting jobs there, [6] the queue's
 --   released set of the priority, [7] the queue's needs, [8] its bound hash.
--- ARGV: [1] the tenant, [2] the queue's slots, [3] the tenant's weight, [4] the dispatch
+-- ARGV: [1] the tenant, [2] the queue's free slots, as the dispatcher counted them from the
+--   workers' heartbeats (its one process decides; the script keeps each release whole), [3] the
+--   tenant's weight, [4] the dispatch
 --   deadline in ms, [5] the free workers as JSON, [[name, memory MiB or -1 for no limit], ...],
 --   the least memory first.
 -- Answers {'released', job id, its worker or ''}, {'full'}, {'blocked', job id} (no free
 -- worker has the memory it needs), {'moved'} (another tenant's turn: ask again) or {'empty'}
 -- (the tenant had nothing waiting: it left the turns).
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return {'full'} end
+if tonumber(ARGV[2]) <= 0 then return {'full'} end
 local top = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 if #top == 0 or top[1] ~= ARGV[1] then return {'moved'} end
 local first = redis.call('ZRANGE', KEYS[5], 0, 0)

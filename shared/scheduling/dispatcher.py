@@ -3,9 +3,10 @@
 Every worker process runs one in a thread; the one that holds the dispatch lease in Redis
 dispatches, the others wait to take over should it be lost. It wakes when a job starts waiting
 or a slot comes free (``shared.scheduling.waiting`` pushes a nudge) and at least every second.
-A queue's slots are its live workers (each runs one job at a time); a job released and not
-ended holds one. Each release is one script, so the dispatcher can be lost at any point: a job
-is either still waiting or released with a dispatch deadline, never both and never neither.
+A queue's slots are its live workers (each runs one job at a time); a worker with a job in hand
+(its heartbeat says so) or a job released that no worker has taken yet holds one. Each release
+is one script, so the dispatcher can be lost at any point: a job is either still waiting or
+released with a dispatch deadline, never both and never neither.
 """
 
 import json
@@ -30,6 +31,8 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+QUEUED = json.dumps(JobStatus.QUEUED.value)
+"""A job's status as its hash holds it (JSON-encoded)."""
 HEAL_SECONDS = 10.0
 """How often a full queue's released set is checked for jobs that no longer hold a slot."""
 WAKE_SECONDS = 1.0
@@ -92,29 +95,39 @@ class Dispatcher:
         released: list[str] = []
         for queue in QUEUES:
             workers = [worker for worker in live if queue in worker.queues]
-            taken = int(self.redis.zcard(self.keys.released(queue))) if workers else 0
-            if taken >= len(workers) > 0:
-                taken -= self.heal(queue)
-            free = self.free_workers(queue, workers) if taken < len(workers) else []
-            # The room counted here saves asking again once it is used up; the script still checks.
-            for _ in range(len(workers) - taken):
-                found = self.release_next(queue, len(workers), free)
-                if found is None:
-                    break
+            room = self.room(queue, workers)
+            free = self.free_workers(queue, workers) if room > 0 else []
+            while room > 0 and (found := self.release_next(queue, room, free)) is not None:
                 job_id, worker = found
                 self.dispatch.release(job_id, direct_queue(worker) if worker else queue)
                 free = [entry for entry in free if entry[0] != worker]
                 released.append(job_id)
-                taken += 1
-            if self.settings.preemption and workers and taken >= len(workers):
+                room -= 1
+            if self.settings.preemption and workers and room <= 0:
                 self.preempt(queue, len(workers))
         return released
 
+    def room(self, queue: QueueName, workers: list[WorkerInfo]) -> int:
+        """Free slots of ``queue``: its live workers, less those with a job in hand (their
+        heartbeats say) and the released jobs no worker has taken yet. A job that runs holds a slot
+        through its worker's heartbeat, so one whose worker is gone holds none (its lease lapses,
+        and the reapers requeue it)."""
+        if not workers:
+            return 0
+        self.heal(queue)
+        released = [str(job_id) for job_id in self.redis.zrange(self.keys.released(queue), 0, -1)]
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in released:
+            pipe.hget(self.keys.job(job_id), "status")
+        unclaimed = sum(status == QUEUED for status in pipe.execute()) if released else 0
+        busy = sum(worker.current_job is not None for worker in workers)
+        return len(workers) - busy - unclaimed
+
     def heal(self, queue: QueueName) -> int:
-        """Take out of a full queue's released set the jobs that no longer hold a slot (ended, or
-        gone from Redis) by a way that did not pass through a status change: a Redis that lost a
-        write, or a job's keys deleted by hand. At most every ``HEAL_SECONDS`` per queue; how many
-        were taken out."""
+        """Take out of a queue's released set the jobs that ended or are gone from Redis by a way
+        that did not pass through a status change (a Redis that lost a write, a job's keys deleted
+        by hand), so that they count for nothing. At most every ``HEAL_SECONDS`` per queue; how
+        many were taken out."""
         now = time.monotonic()
         if now - self._healed.get(queue, 0.0) < HEAL_SECONDS:
             return 0
@@ -204,13 +217,13 @@ class Dispatcher:
         return None
 
     def release_next(
-        self, queue: QueueName, slots: int, free: list[tuple[str, int]] | None = None
+        self, queue: QueueName, room: int, free: list[tuple[str, int]] | None = None
     ) -> tuple[str, str] | None:
-        """Release the next job of ``queue`` if it has a free slot: the most urgent priority with a
-        job waiting, and in it the tenant of the lowest pass; a job that needs GPU memory goes to
-        one of the ``free`` workers that has it. The job and its worker ('' for any of the
-        queue's); None when none was released."""
-        if slots <= 0:
+        """Release the next job of ``queue`` if it has ``room`` (free slots): the most urgent
+        priority with a job waiting, and in it the tenant of the lowest pass; a job that needs GPU
+        memory goes to one of the ``free`` workers that has it. The job and its worker ('' for any
+        of the queue's); None when none was released."""
+        if room <= 0:
             return None
         deadline_ms = int(self.dispatch.store.dispatch_seconds * 1000)
         free_json = json.dumps(free or [])
@@ -229,7 +242,7 @@ class Dispatcher:
                     self.keys.bound(queue),
                 ]
                 weight = self.settings.tenant_weights.get(tenant, 1.0)
-                answer = RELEASE.run(self.redis, keys, [tenant, slots, weight, deadline_ms, free_json])
+                answer = RELEASE.run(self.redis, keys, [tenant, room, weight, deadline_ms, free_json])
                 kind, rest = answer[0], [str(word) for word in answer[1:]]
                 if kind == "released":
                     job_id, worker = rest[0], rest[1] if len(rest) > 1 else ""

@@ -100,8 +100,8 @@ class QueueReader:
         if not slots:
             reason = f"no live worker takes queue {queue}: it starts once one does"
         else:
-            busy = int(self.redis.zcard(self.keys.released(queue)))
-            reason = f"{ahead} jobs start before it on queue {queue}; {busy} of its {slots} slots are taken"
+            busy = sum(1 for w in self.registry.live() if queue in w.queues and w.current_job is not None)
+            reason = f"{ahead} jobs start before it on queue {queue}; {busy} of its {slots} slots are busy"
         return QueuePlace(
             state="waiting",
             position=ahead + 1,

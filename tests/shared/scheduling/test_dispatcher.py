@@ -169,7 +169,7 @@ def test_a_queued_job_says_why_it_waits(store: JobStore, dispatcher: Dispatcher)
     assert released is not None
     assert released.state == "released"
     assert waiting is not None
-    assert waiting.reason == f"0 jobs start before it on queue {QUEUE}; 1 of its 1 slots are taken"
+    assert waiting.reason == f"0 jobs start before it on queue {QUEUE}; 0 of its 1 slots are busy"
 
 
 def test_a_tenant_whose_line_emptied_keeps_its_pass(store: JobStore, dispatcher: Dispatcher) -> None:
@@ -187,4 +187,13 @@ def test_a_slot_held_by_a_job_gone_from_redis_comes_free(store: JobStore, dispat
     gone, waiting = submit(store, "a", age=2), submit(store, "a", age=1)
     assert dispatcher.dispatch_once() == [gone]
     store.redis.delete(store.keys.job(gone))  # no status change passes through the scheduler
+    assert dispatcher.dispatch_once() == [waiting]
+
+
+def test_a_job_running_on_no_live_worker_holds_no_slot(store: JobStore, dispatcher: Dispatcher) -> None:
+    slots(dispatcher, 1)
+    orphan, waiting = submit(store, "a", age=2), submit(store, "a", age=1)
+    assert dispatcher.dispatch_once() == [orphan]
+    # Taken and started by a worker that is not among the live ones: its lease decides its fate.
+    assert AttemptStore(store, lease_seconds=30, max_attempts=3).claim(orphan) is not None
     assert dispatcher.dispatch_once() == [waiting]
