@@ -19,6 +19,7 @@ job. Two parts:
 """
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -31,8 +32,9 @@ from typing import Any
 
 import httpx
 
-from bench.harness import KEY_PREFIX, percentile, print_table, redis_server, stack, write_results
+from bench.harness import KEY_PREFIX, RESULTS_DIR, percentile, print_table, redis_server, stack, write_results
 from shared.auth.keys import KeyStore
+from shared.jobs.cancel import cancel
 from shared.jobs.dispatch import Dispatch
 from shared.jobs.store import JobStore
 from shared.models.jobs import JobRecord, JobStatus, new_job_id
@@ -45,6 +47,7 @@ from shared.scheduling.dispatcher import Dispatcher
 from shared.settings import Settings
 
 QUEUE: QueueName = "gpu"  # the dispatcher part's queue: no worker reads its messages
+PARTS = ("dispatcher", "end_to_end", "throughput")
 TINY = {"dataset": {"name": "mnist", "train_limit": 600}, "model": {"hidden_layers": [32]}}
 LONG = {**TINY, "training": {"epochs": 500, "batch_size": 8}}
 
@@ -163,9 +166,10 @@ def end_to_end_part(args: argparse.Namespace) -> dict[str, Any]:
         spec = JobSpec.model_validate(LONG)
         _, fill_seconds = timed(lambda: fill(store, args.tenants, args.jobs, "cpu", spec))
         keys = KeyStore(store.redis, store.keys)
+        registry = WorkerRegistry(store.redis, store.keys)
         with bench.client() as client:
-            running = wait_for(lambda: _running(client), 300, "a backlog job to run")
-            from_submit, from_free, positions = [], [], []
+            running = wait_for(partial(_in_hand, registry, set()), 300, "a backlog job to run")
+            from_submit, from_free, from_ended, positions = [], [], [], []
             for round_number in range(args.e2e_rounds):
                 _, key = keys.create(f"newcomer-{round_number:04d}-{uuid.uuid4().hex[:4]}", "bench")
                 headers = {"Authorization": f"Bearer {key}"}
@@ -176,12 +180,15 @@ def end_to_end_part(args: argparse.Namespace) -> dict[str, Any]:
                 place = client.get(f"/v1/jobs/{new['id']}", headers=headers).json().get("queue_place") or {}
                 positions.append(place.get("position"))
                 freed = time.time()
-                client.post(f"/v1/jobs/{running}/cancel")
+                cancel(store, running)  # as its tenant would
                 record = wait_for(partial(_started, client, new["id"], headers), 120, "the new job to run")
                 start = started_at(record) or 0.0
                 from_submit.append(start - submitted)
                 from_free.append(start - freed)
-                running = wait_for(lambda: _running(client), 120, "the next backlog job to run")
+                stopped = wait_for(partial(_finished_at, store, running), 60, "the cancelled job to end")
+                from_ended.append(start - stopped)
+                seen = {running, new["id"]}
+                running = wait_for(partial(_in_hand, registry, seen), 120, "the next backlog job to run")
     return {
         "jobs": args.jobs,
         "tenants": args.tenants,
@@ -190,6 +197,8 @@ def end_to_end_part(args: argparse.Namespace) -> dict[str, Any]:
         "positions_at_submission": dict(sorted(_count(positions).items())),
         "submit_to_running_ms": _quantiles(from_submit),
         "slot_free_to_running_ms": _quantiles(from_free),
+        # The slot is free once the cancelled job has ended (its last write): the dispatcher's share.
+        "ended_to_running_ms": _quantiles(from_ended),
     }
 
 
@@ -232,9 +241,15 @@ def _ended(client: httpx.Client, job_id: str) -> dict[str, Any] | None:
     return record if record["status"] in ("succeeded", "failed", "cancelled") else None
 
 
-def _running(client: httpx.Client) -> str | None:
-    page = client.get("/v1/jobs", params={"status": "running", "limit": 1}).json()
-    return str(page["items"][0]["id"]) if page["items"] else None
+def _finished_at(store: JobStore, job_id: str) -> float | None:
+    finished = store.get(job_id).finished_at
+    return finished.timestamp() if finished else None
+
+
+def _in_hand(registry: WorkerRegistry, seen: set[str]) -> str | None:
+    """The job the worker trains, unless it is one of ``seen``."""
+    jobs = [worker.current_job for worker in registry.live() if worker.current_job]
+    return next((job_id for job_id in jobs if job_id not in seen), None)
 
 
 def _started(client: httpx.Client, job_id: str, headers: dict[str, str]) -> dict[str, Any] | None:
@@ -273,7 +288,13 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    figures: dict[str, Any] = {"settings": vars(args)}
+    # A part run alone keeps the other parts' figures of the file (each with the settings it ran on).
+    path = RESULTS_DIR / "scheduler.json"
+    earlier = json.loads(path.read_text()) if args.part != "all" and path.exists() else {}
+    figures: dict[str, Any] = {part: earlier[part] for part in PARTS if part in earlier}
+    settings = earlier.get("settings", {})
+    settings = {settings["part"]: settings} if "part" in settings else settings  # one run's, flat
+    figures["settings"] = {**settings, args.part: vars(args)}
     if args.part in ("all", "dispatcher"):
         figures["dispatcher"] = part = dispatcher_part(args)
         print_table(
@@ -299,7 +320,15 @@ def main() -> None:
         figures["end_to_end"] = part = end_to_end_part(args)
         print_table(
             f"A new tenant's job under {part['jobs']:,} queued jobs, one worker",
-            ["rounds", "submit to running p50 ms", "p99 ms", "slot free to running p50 ms", "p99 ms"],
+            [
+                "rounds",
+                "submit to running p50 ms",
+                "p99 ms",
+                "cancel to running p50 ms",
+                "p99 ms",
+                "ended to running p50 ms",
+                "p99 ms",
+            ],
             [
                 [
                     part["rounds"],
@@ -307,6 +336,8 @@ def main() -> None:
                     part["submit_to_running_ms"]["p99"],
                     part["slot_free_to_running_ms"]["p50"],
                     part["slot_free_to_running_ms"]["p99"],
+                    part["ended_to_running_ms"]["p50"],
+                    part["ended_to_running_ms"]["p99"],
                 ]
             ],
         )

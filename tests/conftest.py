@@ -133,6 +133,7 @@ def store(settings_env: Settings) -> Iterator[JobStore]:
     redis = connect(settings_env)
     yield JobStore(redis, RedisKeys(prefix))
     delete_prefixed(redis, prefix)
+    redis.connection_pool.disconnect()  # its sockets closed now, not whenever it is collected
 
 
 @pytest.fixture(scope="session")

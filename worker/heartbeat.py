@@ -51,10 +51,16 @@ class Heartbeat:
             log.warning("could not leave the worker registry: %s", exc)
 
     def set_job(self, job_id: str | None) -> None:
-        """Report the job in hand, now."""
+        """Report the job in hand, now; with none, nudge the dispatcher, which counts this worker's
+        slot as taken until its heartbeat says otherwise."""
         with self._lock:
             self.current_job = job_id
         self.beat()
+        if job_id is None:
+            try:
+                self.registry.came_free()
+            except Exception as exc:  # the dispatcher's next look (within a second) finds it
+                log.warning("could not nudge the dispatcher: %s", exc)
 
     def set_device(self, backend: str, device: DeviceInfo) -> None:
         """Report the Keras backend and the device this worker trains on."""

@@ -50,6 +50,10 @@ class WorkerRegistry:
         pipe.zadd(self.keys.workers(), {info.name: expires_ms})
         pipe.execute()
 
+    def came_free(self) -> None:
+        """Nudge the dispatcher: a worker has just put its job down (``shared.scheduling``)."""
+        self.redis.rpush(self.keys.dispatch_wake(), "1")
+
     def leave(self, name: str) -> None:
         """Drop a worker that shuts down cleanly."""
         pipe = self.redis.pipeline(transaction=True)

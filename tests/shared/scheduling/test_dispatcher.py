@@ -20,6 +20,7 @@ from shared.scheduling.dispatcher import Dispatcher
 from shared.scheduling.places import QueueReader
 from shared.settings import Settings
 from tests.helpers import wait_for
+from worker.heartbeat import Heartbeat
 
 QUEUE = "gpu"  # no worker of the suite takes it: the messages sent stay unread
 
@@ -197,3 +198,11 @@ def test_a_job_running_on_no_live_worker_holds_no_slot(store: JobStore, dispatch
     # Taken and started by a worker that is not among the live ones: its lease decides its fate.
     assert AttemptStore(store, lease_seconds=30, max_attempts=3).claim(orphan) is not None
     assert dispatcher.dispatch_once() == [waiting]
+
+
+def test_a_worker_putting_its_job_down_wakes_the_dispatcher(store: JobStore, dispatcher: Dispatcher) -> None:
+    heartbeat = Heartbeat(dispatcher.registry, "w@test", [QUEUE], interval=60)
+    heartbeat.set_job("01a2")
+    assert store.redis.llen(store.keys.dispatch_wake()) == 0
+    heartbeat.set_job(None)
+    assert store.redis.blpop([store.keys.dispatch_wake()], timeout=1) is not None
