@@ -85,8 +85,10 @@ def parse_tags(pairs: list[str]) -> dict[str, str] | None:
 @router.get("/{job_id}", operation_id="get_job", response_model=JobView, summary="Get a job")
 def get_job(job: JobDep, services: ServicesDep) -> JobView:
     """Status, spec, attempt, transitions, progress, best epoch, result, error and webhook deliveries."""
-    held = job.study is not None and job.id in services.studies.pending(job.study.id)
-    place = services.queue.place(job, held) if job.status is JobStatus.QUEUED else None
+    place = None
+    if job.status is JobStatus.QUEUED:
+        held = job.study is not None and job.id in services.studies.pending(job.study.id)
+        place = services.queue.place(job, held)
     return JobView.of(job, webhooks=services.deliveries.summary(job), queue_place=place)
 
 

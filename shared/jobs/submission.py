@@ -4,7 +4,6 @@ queue and its feasibility checked at submit time), and the submission itself."""
 import hashlib
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +24,7 @@ from shared.models.spec import (
     PresetName,
     QueueName,
 )
-from shared.ops.registry import WorkerInfo, WorkerRegistry
+from shared.ops.registry import WorkerRegistry
 from shared.settings import Settings
 from shared.webhooks.targets import submission_refusal
 
@@ -177,12 +176,15 @@ def check_device_options(spec: JobSpec, queue: QueueName) -> None:
         )
 
 
-def check_slot_memory(spec: JobSpec, queue: QueueName, workers: Sequence[WorkerInfo]) -> None:
+def check_slot_memory(spec: JobSpec, queue: QueueName, workers: WorkerRegistry) -> None:
     """Refuse a job that asks for more GPU memory than any live worker of its queue has (a queue
-    with no live worker takes it: its workers may come)."""
+    with no live worker takes it: its workers may come). The workers are read only for a job
+    that asks."""
     asked = spec.resources.gpu_memory_mb
-    serving = [worker for worker in workers if queue in worker.queues]
-    if asked is None or not serving:
+    if asked is None:
+        return
+    serving = [worker for worker in workers.live() if queue in worker.queues]
+    if not serving:
         return
     sizes = [worker.slot_memory_mb for worker in serving]
     if any(size is None or size >= asked for size in sizes):
@@ -220,7 +222,7 @@ def submit_job(
     resolved = resolve_submission(submission, settings)
     plan = check_trainable(resolved.spec, tenant, datasets, settings)
     check_slot_memory(
-        resolved.spec, resolved.queue, WorkerRegistry(dispatch.store.redis, dispatch.store.keys).live()
+        resolved.spec, resolved.queue, WorkerRegistry(dispatch.store.redis, dispatch.store.keys)
     )
     record = JobRecord.new(
         new_job_id(), tenant, resolved.spec, resolved.queue, resolved.preset, network=NetworkSummary.of(plan)

@@ -82,7 +82,9 @@ class QueueReader:
         """Where a queued job stands (None for any other); ``held`` when its study holds it."""
         if record.status is not JobStatus.QUEUED:
             return None
-        queue, slots = record.queue, self.slots()[record.queue]
+        queue = record.queue
+        serving = [worker for worker in self.registry.live() if queue in worker.queues]
+        slots = len(serving)
         if held:
             reason = "held by its study until one of its running trials ends"
             return QueuePlace(state="held", slots=slots, reason=reason)
@@ -100,7 +102,7 @@ class QueueReader:
         if not slots:
             reason = f"no live worker takes queue {queue}: it starts once one does"
         else:
-            busy = sum(1 for w in self.registry.live() if queue in w.queues and w.current_job is not None)
+            busy = sum(worker.current_job is not None for worker in serving)
             reason = f"{ahead} jobs start before it on queue {queue}; {busy} of its {slots} slots are busy"
         return QueuePlace(
             state="waiting",

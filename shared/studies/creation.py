@@ -19,7 +19,7 @@ def create_study(
     """Create the study ``request`` asks for; ``SpecInvalid`` naming every bad variant, or
     ``TooManyRequests`` when its jobs would take the tenant past its quota (nothing is stored)."""
     variants = expand(request, settings)
-    workers = WorkerRegistry(studies.redis, studies.keys).live()
+    workers = WorkerRegistry(studies.redis, studies.keys)
     plans = []
     for _, job in variants:
         plan = check_trainable(job.spec, tenant, datasets, settings)
